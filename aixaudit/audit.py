@@ -1,0 +1,360 @@
+"""One audit, composed from the concepts: plan the points, complete them, finish the run.
+
+The three steps are separate so that the CLI runs them in one process and the Celery workers
+run them as tasks: `plan_run` stores every point (and the text of every audited file) before
+any request is sent, `complete_points` answers any subset of a run's points and may run many
+times (resume, retries, several workers), `finish_run` decides the run's final status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import sources
+from .errors import AixauditError
+from .inference import Completion, CompletionRequest, TritonCompleter
+from .languages import Language, error_count, get_language, parse
+from .postprocess import parses_after_insert, trim_completion
+from .prompts import Prompt, build_prompt, get_profile
+from .scoring import (
+    METRICS,
+    AcceptanceRule,
+    accepted_lines_chars,
+    score,
+    suggested_lines_chars,
+)
+from .spans import SamplingPolicy, Span, find_spans, point_rank, sample_spans
+from .store import queries
+from .store.tables import RunStatus
+from .tokens import TokenCounter
+
+Progress = Callable[[int, int], None]  # (points answered so far, points to answer)
+
+RESULT_BATCH = 16  # results per database write: few transactions, little lost on a crash
+
+
+class AuditOptions(BaseModel):
+    """What a run asks and how; stored with the run so it can be reproduced and compared."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile: str = "l2r"
+    seed: int = 0
+    per_file: int = Field(3, ge=1)
+    max_points: int = Field(40, ge=1)
+    min_chars: int = Field(4, ge=0)
+    max_chars: int = Field(400, ge=1)
+    max_lines: int = Field(12, ge=1)
+    max_new_tokens: int = Field(32, ge=1)
+    prompt_budget: int = Field(768, ge=16)
+    max_file_bytes: int = Field(1_000_000, ge=1)
+
+    def sampling(self) -> SamplingPolicy:
+        return SamplingPolicy(
+            seed=self.seed,
+            per_file=self.per_file,
+            min_chars=self.min_chars,
+            max_chars=self.max_chars,
+            max_lines=self.max_lines,
+        )
+
+
+@dataclass(frozen=True)
+class PlannedPoint:
+    file_path: str
+    content_hash: str
+    span: Span
+    rank: str
+
+    @property
+    def key(self) -> str:
+        span = self.span
+        return f"{self.file_path}:{span.start_byte}-{span.end_byte}:{span.kind.value}"
+
+
+def plan_run(
+    session_factory: sessionmaker[Session],
+    *,
+    checkout: sources.Checkout,
+    options: AuditOptions,
+    rule: AcceptanceRule,
+) -> int:
+    """Scan the checkout, pick the points and store run, files, texts and points; returns the
+    run id. Nothing is asked of the model yet."""
+    get_profile(options.profile)  # an unknown profile fails before anything is stored
+    files = sources.scan(checkout.root, max_bytes=options.max_file_bytes)
+    texts = {f.path: sources.read_text(checkout.root, f) for f in files if f.skip_reason is None}
+    planned = _pick_points(files, texts, options)
+    with session_factory.begin() as session:
+        repository = queries.get_or_create_repository(
+            session, origin=checkout.origin, name=_repository_name(checkout.origin)
+        )
+        run = queries.create_run(
+            session,
+            repository_id=repository.id,
+            ref=checkout.ref,
+            commit=checkout.commit,
+            profile=options.profile,
+            config=options.model_dump(),
+            acceptance_rule=rule.to_dict(),
+        )
+        file_ids = queries.add_files(
+            session,
+            run_id=run.id,
+            files=[
+                {
+                    "path": f.path,
+                    "language": f.language,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "skip_reason": f.skip_reason.value if f.skip_reason else None,
+                    "detail": f.detail,
+                }
+                for f in files
+            ],
+        )
+        queries.add_blobs(
+            session, blobs={f.sha256: texts[f.path] for f in files if f.sha256 and f.path in texts}
+        )
+        queries.add_points(
+            session,
+            run_id=run.id,
+            points=[
+                {
+                    "file_id": file_ids[p.file_path],
+                    "key": p.key,
+                    "kind": p.span.kind.value,
+                    "node_type": p.span.node_type,
+                    "start_byte": p.span.start_byte,
+                    "end_byte": p.span.end_byte,
+                    "start_line": p.span.start_line,
+                    "end_line": p.span.end_line,
+                    "original": p.span.text,
+                }
+                for p in planned
+            ],
+        )
+        run.points_total = len(planned)
+        return run.id
+
+
+def _pick_points(
+    files: Sequence[sources.SourceFile], texts: dict[str, str], options: AuditOptions
+) -> list[PlannedPoint]:
+    """Per-file samples, then the run cap by rank; ordered by file so that requests of one
+    file go out together (the server can reuse its cached prefix)."""
+    policy = options.sampling()
+    candidates: list[PlannedPoint] = []
+    for file in files:
+        if file.skip_reason is not None or file.language is None or file.sha256 is None:
+            continue
+        source = texts[file.path].encode()
+        spans = find_spans(get_language(file.language), source)
+        for span in sample_spans(spans, policy=policy, content_hash=file.sha256):
+            rank = point_rank(seed=options.seed, content_hash=file.sha256, span=span)
+            candidates.append(PlannedPoint(file.path, file.sha256, span, rank))
+    kept = sorted(candidates, key=lambda p: p.rank)[: options.max_points]
+    return sorted(kept, key=lambda p: (p.file_path, p.span.start_byte, p.span.kind.value))
+
+
+def _repository_name(origin: str) -> str:
+    name = PurePosixPath(origin.rstrip("/")).name
+    return name.removesuffix(".git") or origin
+
+
+@dataclass
+class _PointWork:
+    """What one request needs, and what scoring its answer needs."""
+
+    point_id: int
+    run_id: int
+    language: Language
+    kind: str
+    node_type: str
+    original: str
+    prefix: str
+    suffix: str
+    baseline_errors: int
+    prompt: Prompt
+
+
+async def complete_points(
+    session_factory: sessionmaker[Session],
+    *,
+    run_id: int,
+    completer: TritonCompleter,
+    counter: TokenCounter,
+    point_ids: Sequence[int] | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Ask the model for every given point of the run that has no result yet (all such points
+    when `point_ids` is None), score and store each answer; returns how many were answered."""
+    with session_factory() as session:
+        run = queries.get_run(session, run_id=run_id)
+        options = AuditOptions.model_validate(run.config)
+        rule = AcceptanceRule.from_dict(run.acceptance_rule)
+        pending = queries.pending_points(session, run_id=run_id, point_ids=point_ids)
+        blobs = queries.get_blobs(session, shas={p.sha256 for p in pending})
+    profile = get_profile(options.profile)
+    work = {str(w.point_id): w for w in _prepare(pending, blobs, options, counter)}
+    requests = (
+        CompletionRequest(key, w.prompt.text, options.max_new_tokens, profile.stop_words)
+        for key, w in work.items()
+    )
+    done, buffer = 0, []
+    if progress:
+        progress(0, len(work))
+    async for completion in completer.complete(requests):
+        buffer.append(_result(work[completion.key], completion, rule, profile.stop_words))
+        done += 1
+        if len(buffer) >= RESULT_BATCH:
+            await asyncio.to_thread(_store, session_factory, buffer)
+            buffer = []
+        if progress:
+            progress(done, len(work))
+    await asyncio.to_thread(_store, session_factory, buffer)
+    return done
+
+
+def _prepare(
+    pending: Sequence[queries.PendingPoint],
+    blobs: dict[str, str],
+    options: AuditOptions,
+    counter: TokenCounter,
+) -> Iterator[_PointWork]:
+    profile = get_profile(options.profile)
+    baselines: dict[str, int] = {}
+    for point in pending:
+        language = get_language(point.language)
+        source = blobs[point.sha256].encode()
+        if point.sha256 not in baselines:
+            baselines[point.sha256] = error_count(parse(language, source))
+        prefix = source[: point.start_byte].decode()
+        suffix = source[point.end_byte :].decode()
+        prompt = build_prompt(
+            profile,
+            language=language,
+            path=point.path,
+            prefix=prefix,
+            suffix=suffix,
+            counter=counter,
+            budget=options.prompt_budget,
+        )
+        yield _PointWork(
+            point.id, point.run_id, language, point.kind, point.node_type, point.original,
+            prefix, suffix, baselines[point.sha256], prompt,
+        )  # fmt: skip
+
+
+def _result(
+    work: _PointWork, completion: Completion, rule: AcceptanceRule, stop_words: Sequence[str]
+) -> dict[str, Any]:
+    """A Suggestion row (with its scores) for one answer, or the error when there is none."""
+    row: dict[str, Any] = {
+        "point_id": work.point_id,
+        "run_id": work.run_id,
+        "raw_text": completion.text,
+        "prompt_tokens": work.prompt.tokens,
+        "latency_ms": completion.latency_ms,
+        "attempts": completion.attempts,
+        "error": completion.error,
+    }
+    if completion.text is None:
+        return row | {"text": None, "scores": {}}
+    text = trim_completion(
+        completion.text,
+        language=work.language,
+        prefix=work.prefix,
+        suffix=work.suffix,
+        node_type=work.node_type,
+        stop_words=stop_words,
+        baseline_errors=work.baseline_errors,
+    )
+    parses = parses_after_insert(
+        language=work.language,
+        prefix=work.prefix,
+        completion=text,
+        suffix=work.suffix,
+        baseline_errors=work.baseline_errors,
+    )
+    scores = score(text, work.original, language=work.language, parses=parses)
+    accepted = rule.accepts(scores)
+    lines_suggested, chars_suggested = suggested_lines_chars(text)
+    lines_accepted, chars_accepted = accepted_lines_chars(text, work.original, accepted)
+    return row | {
+        "text": text,
+        "accepted": accepted,
+        "lines_suggested": lines_suggested,
+        "lines_accepted": lines_accepted,
+        "chars_suggested": chars_suggested,
+        "chars_accepted": chars_accepted,
+        "scores": scores,
+    }
+
+
+def _store(session_factory: sessionmaker[Session], results: list[dict[str, Any]]) -> None:
+    if results:
+        with session_factory.begin() as session:
+            queries.add_results(session, results=results, metrics=METRICS)
+
+
+def start_run(session_factory: sessionmaker[Session], *, run_id: int) -> None:
+    with session_factory.begin() as session:
+        queries.set_run_status(session, run_id=run_id, status=RunStatus.RUNNING)
+
+
+def finish_run(
+    session_factory: sessionmaker[Session], *, run_id: int, error: str | None = None
+) -> RunStatus:
+    """Final status from what is stored: `done` when every point has a suggestion, `partial`
+    when some have errors or none, `failed` when none has a suggestion."""
+    with session_factory.begin() as session:
+        run = queries.get_run(session, run_id=run_id)
+        if RunStatus(run.status) is RunStatus.CANCELLED:
+            return RunStatus.CANCELLED
+        answered, failed = queries.count_results(session, run_id=run_id)
+        if error is None and answered == run.points_total and failed == 0:
+            status = RunStatus.DONE
+        elif answered - failed > 0:
+            status = RunStatus.PARTIAL
+        else:
+            status = RunStatus.FAILED if run.points_total else RunStatus.DONE
+        if error is None and failed:
+            error = f"{failed} of {run.points_total} points have no suggestion (request errors)"
+        queries.set_run_status(session, run_id=run_id, status=status, error=error)
+        return status
+
+
+def execute_run(
+    session_factory: sessionmaker[Session],
+    *,
+    run_id: int,
+    completer: TritonCompleter,
+    counter: TokenCounter,
+    progress: Progress | None = None,
+) -> RunStatus:
+    """Answer every pending point of a run in this process and finish it. A server that cannot
+    serve us fails the run with the reason, which is raised again for the caller to show."""
+    start_run(session_factory, run_id=run_id)
+
+    async def answer() -> None:
+        async with completer:
+            await completer.check()
+            await complete_points(
+                session_factory, run_id=run_id, completer=completer, counter=counter,
+                progress=progress,
+            )  # fmt: skip
+
+    try:
+        asyncio.run(answer())
+    except AixauditError as error:
+        finish_run(session_factory, run_id=run_id, error=str(error))
+        raise
+    return finish_run(session_factory, run_id=run_id)

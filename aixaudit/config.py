@@ -1,0 +1,62 @@
+"""Settings shared by the CLI, the workers and the API (environment variables AIXAUDIT_*)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".aixaudit"
+
+
+class Settings(BaseSettings):
+    """Every knob in one place; each can be set as AIXAUDIT_<NAME> or in a `.env` file."""
+
+    model_config = SettingsConfigDict(env_prefix="AIXAUDIT_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None  # None: SQLite file in data_dir
+
+    # Triton. No URL: `aixaudit audit` starts the bundled CPU server itself.
+    triton_url: str | None = None
+    triton_protocol: str = "grpc"  # "grpc" (asyncio) or "http"
+    triton_model: str = "ensemble"
+    request_timeout_s: float = 120.0
+    max_in_flight: int = 8
+    max_retries: int = 4
+    retry_backoff_s: float = 0.5
+
+    # The CPU stand-in model served by `aixaudit serve`.
+    cpu_model: str = "smollm2-135m"
+    cpu_model_dir: Path | None = None  # None: data_dir / "models" / cpu_model
+    tokenizer_dir: Path | None = None  # the production model's tokenizer, for token budgets
+
+    # Jobs.
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str = "redis://127.0.0.1:6379/1"
+
+    @property
+    def sqlite_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'aixaudit.db'}"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or self.sqlite_url
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data_dir / "repos"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,40 @@
+"""The exceptions users see; each message is one clear sentence.
+
+AixauditError
+├── SourceError          a path or git URL that cannot be read
+├── ConfigError          a setting that makes no sense
+├── ServerError          the Triton server or model is not usable
+│   └── ServerStartError the bundled tritonserver did not come up
+├── ModelWeightsError    the CPU model's weights are missing or broken
+└── RunNotFound          a run id that is not in the database
+"""
+
+from __future__ import annotations
+
+
+class AixauditError(Exception):
+    """Base of every error aixaudit raises on purpose."""
+
+
+class SourceError(AixauditError):
+    """The repository cannot be read or cloned."""
+
+
+class ConfigError(AixauditError):
+    """A setting or option is invalid."""
+
+
+class ServerError(AixauditError):
+    """The Triton server, or the model on it, cannot serve our requests."""
+
+
+class ServerStartError(ServerError):
+    """The bundled tritonserver did not become ready."""
+
+
+class ModelWeightsError(AixauditError):
+    """The CPU model's weights cannot be found or converted."""
+
+
+class RunNotFound(AixauditError):
+    """No run with that id."""

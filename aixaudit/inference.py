@@ -1,0 +1,217 @@
+"""Completions from a Triton server: the only module that imports tritonclient.
+
+One client (one gRPC channel or one HTTP connection pool) serves a whole run. A fixed set of
+worker coroutines pulls requests from the caller's iterator, so at most `max_in_flight` requests
+are outstanding and nothing is queued unboundedly: the server's dynamic batcher sees a steady,
+full queue, and a slow consumer slows the producers down (back-pressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+import tritonclient.http.aio as httpclient
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+from .ensemble import CLIENT_INPUTS
+from .errors import ConfigError, ServerError
+
+# Status codes worth another try: the server is busy, restarting or slow, not wrong.
+_TRANSIENT = {
+    "StatusCode.UNAVAILABLE",
+    "StatusCode.DEADLINE_EXCEEDED",
+    "StatusCode.RESOURCE_EXHAUSTED",
+    "StatusCode.ABORTED",
+    "500",
+    "502",
+    "503",
+    "504",
+}
+
+
+# What a request can raise: the server's answer, or the connection (gRPC reports those as
+# InferenceServerException too; the HTTP client raises aiohttp's errors).
+_REQUEST_ERRORS = (InferenceServerException, aiohttp.ClientError, OSError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    key: str  # the caller's id for the point; completions come back tagged with it
+    prompt: str
+    max_tokens: int
+    stop_words: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Completion:
+    key: str
+    text: str | None  # None when the request failed for good
+    error: str | None
+    latency_ms: float  # of the successful attempt (or the last failed one)
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the server is: `grpc://host:port`, `http://host:port`, or `host:port` + protocol."""
+
+    address: str  # host:port, as tritonclient wants it
+    protocol: str  # "grpc" or "http"
+
+    @classmethod
+    def parse(cls, url: str, *, default_protocol: str = "grpc") -> Endpoint:
+        parts = urlsplit(url if "://" in url else f"{default_protocol}://{url}")
+        if parts.scheme not in ("grpc", "http") or not parts.hostname or not parts.port:
+            raise ConfigError(
+                f"Triton URL {url!r} must look like grpc://host:port or http://host:port."
+            )
+        return cls(address=f"{parts.hostname}:{parts.port}", protocol=parts.scheme)
+
+    def __str__(self) -> str:
+        return f"{self.protocol}://{self.address}"
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors a retry can cure: unavailable, deadline, overload, 5xx, lost connection."""
+    if isinstance(error, InferenceServerException):
+        return str(error.status()) in _TRANSIENT
+    return isinstance(error, (aiohttp.ClientConnectionError, OSError, TimeoutError))
+
+
+class TritonCompleter:
+    """Sends completion requests to a Triton ensemble with TensorRT-LLM's interface."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        model: str,
+        timeout_s: float = 120.0,
+        max_in_flight: int = 8,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+    ) -> None:
+        self.endpoint = endpoint
+        self.model = model
+        self.timeout_s = timeout_s
+        self.max_in_flight = max_in_flight
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self._client: Any = None
+
+    async def __aenter__(self) -> TritonCompleter:
+        if self.endpoint.protocol == "grpc":
+            self._client = grpcclient.InferenceServerClient(self.endpoint.address)
+        else:
+            self._client = httpclient.InferenceServerClient(
+                self.endpoint.address, conn_limit=self.max_in_flight, conn_timeout=self.timeout_s
+            )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._client.close()
+
+    async def check(self) -> None:
+        """Server ready, model ready, and it takes our inputs; else ServerError in one sentence."""
+        where = f"Triton at {self.endpoint} (model {self.model!r})"
+        try:
+            if not await self._client.is_server_ready():
+                raise ServerError(f"{where} is not ready: the server is up but not ready.")
+            if not await self._client.is_model_ready(self.model):
+                raise ServerError(f"{where} is not ready: the model is not loaded on the server.")
+            metadata = await self._metadata()
+        except _REQUEST_ERRORS as error:
+            raise ServerError(f"{where} cannot be reached: {_first_line(error)}.") from error
+        declared = {tensor["name"] for tensor in metadata.get("inputs", [])}
+        missing = [name for name in CLIENT_INPUTS if name not in declared]
+        if missing:
+            raise ServerError(
+                f"{where} does not take the inputs aixaudit sends: missing {', '.join(missing)}."
+            )
+
+    async def _metadata(self) -> dict[str, Any]:
+        if self.endpoint.protocol == "grpc":
+            return await self._client.get_model_metadata(self.model, as_json=True)
+        return await self._client.get_model_metadata(self.model)
+
+    async def complete(self, requests: Iterable[CompletionRequest]) -> AsyncIterator[Completion]:
+        """Yield a Completion for every request, in completion order, never more than
+        `max_in_flight` requests outstanding."""
+        pending: Iterator[CompletionRequest] = iter(requests)
+        results: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=self.max_in_flight)
+
+        async def worker() -> None:
+            for request in pending:  # the shared iterator hands each request to one worker
+                await results.put(await self._complete_one(request))
+            await results.put(None)
+
+        workers = [asyncio.create_task(worker()) for _ in range(self.max_in_flight)]
+        try:
+            finished = 0
+            while finished < len(workers):
+                item = await results.get()
+                if item is None:
+                    finished += 1
+                else:
+                    yield item
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _complete_one(self, request: CompletionRequest) -> Completion:
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                text = await self._infer(request)
+                latency = (time.perf_counter() - started) * 1000
+                return Completion(request.key, text, None, latency, attempt)
+            except _REQUEST_ERRORS as error:
+                latency = (time.perf_counter() - started) * 1000
+                if not is_transient(error) or attempt > self.max_retries:
+                    return Completion(request.key, None, _first_line(error), latency, attempt)
+                # Full jitter: spreads retries of many in-flight requests over the window.
+                await asyncio.sleep(random.uniform(0, self.backoff_s * 2 ** (attempt - 1)))
+
+    async def _infer(self, request: CompletionRequest) -> str:
+        module = grpcclient if self.endpoint.protocol == "grpc" else httpclient
+        inputs = [
+            _tensor(module, "text_input", np.array([[request.prompt.encode()]], dtype=object)),
+            _tensor(module, "max_tokens", np.array([[request.max_tokens]], dtype=np.int32)),
+        ]
+        if request.stop_words:
+            words = np.array([[w.encode() for w in request.stop_words]], dtype=object)
+            inputs.append(_tensor(module, "stop_words", words))
+        outputs = [module.InferRequestedOutput("text_output")]
+        if self.endpoint.protocol == "grpc":
+            result = await self._client.infer(
+                self.model, inputs, outputs=outputs, client_timeout=self.timeout_s
+            )
+        else:
+            result = await asyncio.wait_for(
+                self._client.infer(self.model, inputs, outputs=outputs), self.timeout_s
+            )
+        values = result.as_numpy("text_output").reshape(-1)
+        return b"".join(values).decode("utf-8", errors="replace")
+
+
+def _tensor(module: Any, name: str, value: np.ndarray) -> Any:
+    tensor = module.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
+    tensor.set_data_from_numpy(value)
+    return tensor
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

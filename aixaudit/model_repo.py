@@ -1,0 +1,302 @@
+"""Render the production TensorRT-LLM model repository and check any repository's ensemble wiring.
+
+The templates in `model_repo/trtllm` use the `${name}` placeholders users of the TensorRT-LLM
+backend know from its fill_template.py. The Python-backend pre/post-processing models reuse the
+CPU repository's model.py files, so both repositories tokenise and detokenise the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from google.protobuf import text_format
+from tritonclient.grpc.model_config_pb2 import DataType, ModelConfig, ModelInput, ModelOutput
+
+from aixaudit.ensemble import ENSEMBLE_NAME, TensorSpec
+from aixaudit.errors import ConfigError
+
+MODEL_REPO_DIR = Path(__file__).resolve().parent.parent / "model_repo"
+TRTLLM_TEMPLATES = MODEL_REPO_DIR / "trtllm"
+CPU_REPO = MODEL_REPO_DIR / "cpu"
+
+TRTLLM_MODELS = (ENSEMBLE_NAME, "preprocessing", "tensorrt_llm", "postprocessing")
+PYTHON_MODELS = ("preprocessing", "postprocessing")  # their model.py comes from the CPU repository
+SCHEDULER_POLICIES = ("guaranteed_no_evict", "max_utilization")
+
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+def render_trtllm(
+    out_dir: Path,
+    *,
+    tokenizer_dir: str | Path,
+    engine_dir: str | Path,
+    max_batch_size: int = 64,
+    decoupled: bool = False,
+    max_queue_delay_us: int = 1000,
+    kv_cache_reuse: bool = True,
+    kv_cache_free_gpu_mem_fraction: float = 0.9,
+    batch_scheduler_policy: str = "guaranteed_no_evict",
+    preprocessing_instances: int = 2,
+    postprocessing_instances: int = 2,
+    templates_dir: Path = TRTLLM_TEMPLATES,
+    python_models_dir: Path = CPU_REPO,
+    force: bool = False,
+) -> Path:
+    """Write a ready TensorRT-LLM repository to `out_dir` and return it.
+
+    Paths are written as given: they must be absolute paths as the server (often a container)
+    sees them, so nothing here checks that they exist. The repository is built in a temporary
+    sibling directory, parsed and wiring-checked, then moved into place, so a failed render
+    never leaves a half-written repository behind.
+    """
+    values = _template_values(
+        tokenizer_dir=tokenizer_dir,
+        engine_dir=engine_dir,
+        max_batch_size=max_batch_size,
+        decoupled=decoupled,
+        max_queue_delay_us=max_queue_delay_us,
+        kv_cache_reuse=kv_cache_reuse,
+        kv_cache_free_gpu_mem_fraction=kv_cache_free_gpu_mem_fraction,
+        batch_scheduler_policy=batch_scheduler_policy,
+        preprocessing_instances=preprocessing_instances,
+        postprocessing_instances=postprocessing_instances,
+    )
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise ConfigError(f"{out_dir} is not empty; render with force (--force) to replace it.")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for model in TRTLLM_MODELS:
+            _render_model(model, staging, values, templates_dir, python_models_dir)
+        problems = check_ensemble_wiring(staging)
+        if problems:
+            raise ConfigError(f"The rendered ensemble is miswired: {'; '.join(problems)}.")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return out_dir
+
+
+def fill_template(text: str, values: Mapping[str, str], *, source: str) -> str:
+    """Replace every `${name}`; any name without a value, or a malformed `${`, is an error."""
+    missing = sorted(set(_PLACEHOLDER.findall(text)) - values.keys())
+    if missing:
+        raise ConfigError(f"{source} has placeholders with no value: {', '.join(missing)}.")
+    if "${" in _PLACEHOLDER.sub("", text):
+        raise ConfigError(f"{source} has a malformed placeholder (use ${{name}}).")
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
+
+
+def read_config(path: Path) -> ModelConfig:
+    """Parse a config.pbtxt with Triton's own protobuf schema (unknown fields are errors)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the model config {path}: {exc.strerror}.") from exc
+    try:
+        return text_format.Parse(text, ModelConfig())
+    except text_format.ParseError as exc:
+        raise ConfigError(f"{path} is not a valid model config: {exc}.") from exc
+
+
+def tensor_specs(tensors: Iterable[ModelInput | ModelOutput]) -> dict[str, TensorSpec]:
+    """A config's inputs or outputs by name, comparable with aixaudit/ensemble.py's specs."""
+    return {
+        t.name: TensorSpec(
+            t.name, DataType.Name(t.data_type), tuple(t.dims), getattr(t, "optional", False)
+        )
+        for t in tensors
+    }
+
+
+def check_ensemble_wiring(repo_dir: Path, *, ensemble: str = ENSEMBLE_NAME) -> list[str]:
+    """Problems in the ensemble's data flow; an empty list means every tensor has a source.
+
+    Steps are checked in order: each mapped input must be an ensemble input or an earlier
+    step's output with a data type and shape Triton accepts; each step model must exist and
+    declare the mapped names, with every required input fed; each ensemble output must be
+    produced by a step.
+    """
+    repo_dir = Path(repo_dir)
+    config = read_config(repo_dir / ensemble / "config.pbtxt")
+    available = {t.name: _Tensor.of(t, config) for t in config.input}
+    produced: set[str] = set()
+    problems: list[str] = []
+    if not config.ensemble_scheduling.step:
+        problems.append(f"{ensemble} has no ensemble_scheduling steps")
+    for step in config.ensemble_scheduling.step:
+        model = step.model_name
+        if not (repo_dir / model / "config.pbtxt").is_file():
+            problems.append(f"step model {model!r} is not in the repository")
+            continue
+        step_config = read_config(repo_dir / model / "config.pbtxt")
+        inputs = {t.name: t for t in step_config.input}
+        outputs = {t.name: t for t in step_config.output}
+        for name, tensor in sorted(step.input_map.items()):
+            if name not in inputs:
+                problems.append(f"{model} declares no input {name!r}")
+            elif tensor not in available:
+                problems.append(
+                    f"{model} input {name!r} reads {tensor!r}, "
+                    "which no ensemble input or earlier step provides"
+                )
+            elif not (wanted := _Tensor.of(inputs[name], step_config)).fits(available[tensor]):
+                problems.append(
+                    f"{model} input {name!r} is {wanted} but {tensor!r} is {available[tensor]}"
+                )
+        for name, spec in inputs.items():
+            if not spec.optional and name not in step.input_map:
+                problems.append(f"{model} input {name!r} is required but not mapped")
+        for name, tensor in sorted(step.output_map.items()):
+            if name not in outputs:
+                problems.append(f"{model} declares no output {name!r}")
+            elif tensor in available:
+                problems.append(f"{tensor!r} has more than one source ({model} output {name!r})")
+            else:
+                available[tensor] = _Tensor.of(outputs[name], step_config)
+                produced.add(tensor)
+    for output in config.output:
+        if output.name not in produced:
+            problems.append(f"ensemble output {output.name!r} is produced by no step")
+        elif not (declared := _Tensor.of(output, config)).fits(available[output.name]):
+            problems.append(
+                f"ensemble output {output.name!r} is {declared} but its step gives "
+                f"{available[output.name]}"
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    """A tensor as Triton's ensemble check sees it: data type and dims, with or without batch."""
+
+    data_type: int
+    dims: tuple[int, ...]
+    batching: bool
+
+    @classmethod
+    def of(cls, tensor: ModelInput | ModelOutput, config: ModelConfig) -> _Tensor:
+        return cls(tensor.data_type, tuple(tensor.dims), config.max_batch_size > 0)
+
+    def fits(self, other: _Tensor) -> bool:
+        """Same type, and dims equal up to -1 wildcards (also once batch dims are added)."""
+        return self.data_type == other.data_type and (
+            _dims_match(self.dims, other.dims) or _dims_match(self._full_dims(), other._full_dims())
+        )
+
+    def _full_dims(self) -> tuple[int, ...]:
+        return (-1, *self.dims) if self.batching else self.dims
+
+    def __str__(self) -> str:
+        return f"{DataType.Name(self.data_type)} {list(self.dims)}"
+
+
+def _dims_match(left: tuple[int, ...], right: tuple[int, ...]) -> bool:
+    return len(left) == len(right) and all(
+        a == b or -1 in (a, b) for a, b in zip(left, right, strict=True)
+    )
+
+
+def _render_model(
+    model: str,
+    staging: Path,
+    values: Mapping[str, str],
+    templates_dir: Path,
+    python_models_dir: Path,
+) -> None:
+    template = templates_dir / model / "config.pbtxt"
+    if not template.is_file():
+        raise ConfigError(f"The template {template} is missing; render from a source checkout.")
+    model_dir = staging / model
+    model_dir.mkdir()
+    config = model_dir / "config.pbtxt"
+    config.write_text(
+        fill_template(template.read_text(encoding="utf-8"), values, source=str(template)),
+        encoding="utf-8",
+    )
+    read_config(config)
+    version_dir = model_dir / "1"
+    if model not in PYTHON_MODELS:
+        version_dir.mkdir()  # Triton needs a version directory even when it holds no file
+        return
+    source = python_models_dir / model / "1"
+    if not (source / "model.py").is_file():
+        raise ConfigError(f"{source / 'model.py'} is missing; the {model} model comes from there.")
+    shutil.copytree(source, version_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def _template_values(
+    *,
+    tokenizer_dir: str | Path,
+    engine_dir: str | Path,
+    max_batch_size: int,
+    decoupled: bool,
+    max_queue_delay_us: int,
+    kv_cache_reuse: bool,
+    kv_cache_free_gpu_mem_fraction: float,
+    batch_scheduler_policy: str,
+    preprocessing_instances: int,
+    postprocessing_instances: int,
+) -> dict[str, str]:
+    """Validate the options and spell them as the templates need them."""
+    for label, number in (
+        ("max batch size", max_batch_size),
+        ("preprocessing instance count", preprocessing_instances),
+        ("postprocessing instance count", postprocessing_instances),
+    ):
+        if number < 1:
+            raise ConfigError(f"The {label} must be at least 1, not {number}.")
+    if max_queue_delay_us < 0:
+        raise ConfigError(
+            f"The queue delay must be 0 or more microseconds, not {max_queue_delay_us}."
+        )
+    if not 0.0 < kv_cache_free_gpu_mem_fraction <= 1.0:
+        raise ConfigError(
+            "The KV-cache GPU memory fraction must be in (0, 1], "
+            f"not {kv_cache_free_gpu_mem_fraction}."
+        )
+    if batch_scheduler_policy not in SCHEDULER_POLICIES:
+        raise ConfigError(
+            f"The batch scheduler policy must be one of {', '.join(SCHEDULER_POLICIES)}, "
+            f"not {batch_scheduler_policy!r}."
+        )
+    return {
+        "tokenizer_dir": _server_path("tokenizer", tokenizer_dir),
+        "engine_dir": _server_path("engine", engine_dir),
+        "triton_max_batch_size": str(max_batch_size),
+        "decoupled_mode": _flag(decoupled),
+        "max_queue_delay_microseconds": str(max_queue_delay_us),
+        "enable_kv_cache_reuse": _flag(kv_cache_reuse),
+        "kv_cache_free_gpu_mem_fraction": str(kv_cache_free_gpu_mem_fraction),
+        "batch_scheduler_policy": batch_scheduler_policy,
+        "preprocessing_instance_count": str(preprocessing_instances),
+        "postprocessing_instance_count": str(postprocessing_instances),
+    }
+
+
+def _server_path(label: str, path: str | Path) -> str:
+    """An absolute POSIX path that can sit inside a quoted pbtxt string as is."""
+    text = str(path)
+    if not PurePosixPath(text).is_absolute():
+        raise ConfigError(
+            f"The {label} directory must be an absolute path on the server: {text!r}."
+        )
+    if any(char in text for char in '"\\\n'):
+        raise ConfigError(
+            f"The {label} directory contains a quote, backslash or newline: {text!r}."
+        )
+    return text
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"

@@ -1,0 +1,103 @@
+"""Prompts in the model's own format, within a token budget.
+
+A profile is chosen per run and stored with it, so a report always says how its model was asked.
+aiXcoder's format (its README and `hf_mini/utils.py`): sentinels carry SentencePiece's space
+mark, and a two-line header in the file's own comment syntax names the path and the language:
+
+    SPM: <s>▁<AIX-SPAN-PRE>▁<AIX-SPAN-POST>{suffix}▁<AIX-SPAN-MIDDLE>{header}{prefix}
+    PSM: <s>▁<AIX-SPAN-PRE>{header}{prefix}▁<AIX-SPAN-POST>{suffix}▁<AIX-SPAN-MIDDLE>
+
+`l2r` sends only the prefix, for models trained without fill-in-the-middle (the CPU stand-in).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .languages import Language
+from .tokens import TokenCounter, keep_first, keep_last
+
+BOS = "<s>"
+PRE, POST, MIDDLE = "▁<AIX-SPAN-PRE>", "▁<AIX-SPAN-POST>", "▁<AIX-SPAN-MIDDLE>"
+AIXCODER_STOP_WORDS = ("</s>", "<AIX-SPAN-PRE>", "<AIX-SPAN-POST>", "<AIX-SPAN-MIDDLE>")
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    name: str
+    order: str  # "spm", "psm", or "l2r" (prefix only)
+    description: str
+    stop_words: tuple[str, ...] = ()
+
+    @property
+    def fim(self) -> bool:
+        return self.order != "l2r"
+
+
+PROFILES: dict[str, ModelProfile] = {
+    profile.name: profile
+    for profile in (
+        ModelProfile(
+            "aixcoder", "spm", "aiXcoder-7B, suffix-prefix-middle (its README)", AIXCODER_STOP_WORDS
+        ),
+        ModelProfile(
+            "aixcoder-psm",
+            "psm",
+            "aiXcoder-7B, prefix-suffix-middle (its FIM evaluation harness)",
+            AIXCODER_STOP_WORDS,
+        ),
+        ModelProfile("l2r", "l2r", "left to right: prefix only, for models without FIM"),
+    )
+}
+
+
+def get_profile(name: str) -> ModelProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        known = ", ".join(PROFILES)
+        raise ConfigError(f"Unknown model profile {name!r}; choose one of: {known}.") from None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    prefix: str  # the prefix as sent, after truncation
+    suffix: str  # the suffix as sent ("" for l2r)
+    tokens: int  # counted with the run's token counter, sentinels excluded
+
+
+def aixcoder_header(language: Language, path: str) -> str:
+    """The two comment lines aiXcoder was trained with, in the file's own comment syntax."""
+    mark = language.comment
+    return (
+        f"{mark} the file path is: {path}\n{mark} the code file is written by {language.display}\n"
+    )
+
+
+def build_prompt(
+    profile: ModelProfile,
+    *,
+    language: Language,
+    path: str,
+    prefix: str,
+    suffix: str,
+    counter: TokenCounter,
+    budget: int,
+) -> Prompt:
+    """Truncate prefix (from the left) and suffix (from the right) to `budget` tokens in all,
+    split evenly between them for FIM as aiXcoder's harness does, and render the profile."""
+    if profile.order == "l2r":
+        kept = keep_last(counter, prefix, budget)
+        return Prompt(kept, kept, "", counter.count(kept))
+
+    header = aixcoder_header(language, path)
+    half = max(0, (budget - counter.count(header)) // 2)
+    prefix, suffix = keep_last(counter, prefix, half), keep_first(counter, suffix, half)
+    if profile.order == "spm":
+        text = f"{BOS}{PRE}{POST}{suffix}{MIDDLE}{header}{prefix}"
+    else:
+        text = f"{BOS}{PRE}{header}{prefix}{POST}{suffix}{MIDDLE}"
+    tokens = counter.count(header) + counter.count(prefix) + counter.count(suffix)
+    return Prompt(text, prefix, suffix, tokens)

@@ -1,0 +1,54 @@
+"""Which Triton server an audit talks to: the configured one, or the bundled CPU one.
+
+With AIXAUDIT_TRITON_URL set, that server is used as it is. Without it, the bundled
+tritonserver is started on loopback with the CPU stand-in model for as long as it is needed:
+the embedded default that makes `aixaudit audit PATH` work on a bare machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .config import Settings
+from .inference import Endpoint, TritonCompleter
+from .server import serve_cpu_model
+from .tokens import ModelTokenizer, TokenCounter, load_token_counter
+from .weights import cpu_model_dir
+
+
+@dataclass(frozen=True)
+class ModelAccess:
+    endpoint: Endpoint
+    model: str
+    counter: TokenCounter  # the served model's tokenizer where we have it
+    embedded: bool  # True when we started the server ourselves
+
+    def completer(self, settings: Settings) -> TritonCompleter:
+        return TritonCompleter(
+            self.endpoint,
+            model=self.model,
+            timeout_s=settings.request_timeout_s,
+            max_in_flight=settings.max_in_flight,
+            max_retries=settings.max_retries,
+            backoff_s=settings.retry_backoff_s,
+        )
+
+
+@contextmanager
+def model_access(settings: Settings) -> Iterator[ModelAccess]:
+    """The server to audit against, started (and stopped afterwards) if none is configured."""
+    if settings.triton_url:
+        endpoint = Endpoint.parse(settings.triton_url, default_protocol=settings.triton_protocol)
+        counter = load_token_counter(settings.tokenizer_dir)
+        yield ModelAccess(endpoint, settings.triton_model, counter, embedded=False)
+        return
+    server = serve_cpu_model(settings)
+    try:
+        address = server.grpc_url if settings.triton_protocol == "grpc" else server.http_url
+        endpoint = Endpoint.parse(address, default_protocol=settings.triton_protocol)
+        counter = ModelTokenizer(cpu_model_dir(settings))
+        yield ModelAccess(endpoint, settings.triton_model, counter, embedded=True)
+    finally:
+        server.stop()

@@ -1,0 +1,268 @@
+"""Reads and writes of audit data; every option is keyword-only.
+
+The functions flush but never commit: the caller owns the transaction (`with session.begin():`),
+so a task's writes land together or not at all. Writes of many rows are bulk inserts
+(`session.execute(insert(Model), rows)`), one statement per batch rather than one per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, case, delete, exists, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from aixaudit.errors import RunNotFound
+from aixaudit.store.tables import (
+    Blob,
+    File,
+    Metric,
+    Point,
+    Repository,
+    Run,
+    RunStatus,
+    Score,
+    Suggestion,
+    utcnow,
+)
+
+# Keys per `IN (...)` list when reading ids back: far below SQLite's and PostgreSQL's limits on
+# bound parameters, whatever the batch size.
+_IN_CHUNK = 500
+
+
+class MetricSpec(Protocol):
+    """What the store needs to know of a metric (aixaudit.scoring.Metric has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def definition(self) -> str: ...
+    @property
+    def higher_is_better(self) -> bool: ...
+
+
+def _insert_or_skip(session: Session, model: type[Any], *, unique: list[str]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING on the unique columns, in the session's dialect."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing(index_elements=unique)
+
+
+def _ids_by(
+    session: Session,
+    key: InstrumentedAttribute[Any],
+    id_: InstrumentedAttribute[int],
+    keys: Sequence[Any],
+    *where: ColumnElement[bool],
+) -> dict[Any, int]:
+    found: dict[Any, int] = {}
+    for start in range(0, len(keys), _IN_CHUNK):
+        stmt = select(key, id_).where(*where, key.in_(keys[start : start + _IN_CHUNK]))
+        found.update(session.execute(stmt).all())
+    return found
+
+
+def get_or_create_repository(session: Session, *, origin: str, name: str) -> Repository:
+    """The repository for `origin`; safe when two audits of the same origin start at once."""
+    new = {"origin": origin, "name": name}
+    session.execute(_insert_or_skip(session, Repository, unique=["origin"]), [new])
+    return session.scalars(select(Repository).where(Repository.origin == origin)).one()
+
+
+def create_run(
+    session: Session,
+    *,
+    repository_id: int,
+    ref: str | None,
+    commit: str | None,
+    profile: str,
+    config: dict[str, Any],
+    acceptance_rule: dict[str, Any],
+) -> Run:
+    run = Run(
+        repository_id=repository_id,
+        ref=ref,
+        commit=commit,
+        profile=profile,
+        config=config,
+        acceptance_rule=acceptance_rule,
+        status=RunStatus.PENDING.value,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, *, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise RunNotFound(f"There is no run with id {run_id}.")
+    return run
+
+
+def add_files(
+    session: Session, *, run_id: int, files: Sequence[Mapping[str, Any]]
+) -> dict[str, int]:
+    """Insert File rows (dicts of its columns but run_id); returns path -> file id."""
+    if not files:
+        return {}
+    session.execute(insert(File), [{**row, "run_id": run_id} for row in files])
+    paths = [row["path"] for row in files]
+    return _ids_by(session, File.path, File.id, paths, File.run_id == run_id)
+
+
+def add_points(
+    session: Session, *, run_id: int, points: Sequence[Mapping[str, Any]]
+) -> dict[str, int]:
+    """Insert Point rows (dicts of its columns but run_id, file_id included); returns
+    point key -> point id."""
+    if not points:
+        return {}
+    session.execute(insert(Point), [{**row, "run_id": run_id} for row in points])
+    keys = [row["key"] for row in points]
+    return _ids_by(session, Point.key, Point.id, keys, Point.run_id == run_id)
+
+
+def add_blobs(session: Session, *, blobs: Mapping[str, str]) -> None:
+    """Store file texts by content hash; a text already stored is not written again."""
+    if blobs:
+        rows = [{"sha256": sha, "text": text} for sha, text in blobs.items()]
+        session.execute(_insert_or_skip(session, Blob, unique=["sha256"]), rows)
+
+
+def get_blobs(session: Session, *, shas: Iterable[str]) -> dict[str, str]:
+    wanted = sorted(set(shas))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        stmt = select(Blob.sha256, Blob.text).where(Blob.sha256.in_(chunk))
+        found.update(session.execute(stmt).all())
+    return found
+
+
+@dataclass(frozen=True)
+class PendingPoint:
+    """A point still to be answered, with what building its prompt needs."""
+
+    id: int
+    run_id: int
+    path: str
+    language: str
+    sha256: str
+    kind: str
+    node_type: str
+    start_byte: int
+    end_byte: int
+    original: str
+
+
+def pending_points(
+    session: Session, *, run_id: int, point_ids: Sequence[int] | None = None
+) -> list[PendingPoint]:
+    """Points of the run without a usable result: no suggestion yet, or only a failed request.
+    Ordered by file, so that one file's requests go out together."""
+    answered = exists().where(Suggestion.point_id == Point.id, Suggestion.error.is_(None))
+    stmt = (
+        select(
+            Point.id,
+            Point.run_id,
+            File.path,
+            File.language,
+            File.sha256,
+            Point.kind,
+            Point.node_type,
+            Point.start_byte,
+            Point.end_byte,
+            Point.original,
+        )
+        .join(File, Point.file_id == File.id)
+        .where(Point.run_id == run_id, ~answered)
+        .order_by(File.path, Point.start_byte, Point.id)
+    )
+    if point_ids is not None:
+        stmt = stmt.where(Point.id.in_(list(point_ids)))
+    return [PendingPoint(*row) for row in session.execute(stmt)]
+
+
+def count_results(session: Session, *, run_id: int) -> tuple[int, int]:
+    """(points with a stored suggestion row, of which failed requests) for a run."""
+    answered, failed = session.execute(
+        select(
+            func.count(Suggestion.id),
+            func.coalesce(func.sum(case((Suggestion.error.is_not(None), 1), else_=0)), 0),
+        ).where(Suggestion.run_id == run_id)
+    ).one()
+    return int(answered), int(failed)
+
+
+def add_results(
+    session: Session, *, results: Sequence[Mapping[str, Any]], metrics: Mapping[str, MetricSpec]
+) -> None:
+    """Store suggestions and their scores, exactly once per point.
+
+    Each result is a dict of Suggestion columns (point_id and run_id included) plus "scores":
+    {metric name: value}; `metrics` (aixaudit.scoring.METRICS) gives each name's version and
+    definition. Safe to repeat (a redelivered task, a resumed run): a point that already has a
+    good suggestion keeps it, and a failed request's row is replaced by the new result.
+    """
+    if not results:
+        return
+    used = sorted({name for result in results for name in result.get("scores", {})})
+    unknown = [name for name in used if name not in metrics]
+    if unknown:
+        raise ValueError(f"scores name metrics that are not registered: {', '.join(unknown)}")
+    if used:
+        session.execute(
+            _insert_or_skip(session, Metric, unique=["name", "version"]),
+            [
+                {
+                    "name": name,
+                    "version": metrics[name].version,
+                    "definition": metrics[name].definition,
+                    "higher_is_better": metrics[name].higher_is_better,
+                }
+                for name in used
+            ],
+        )
+    point_ids = [result["point_id"] for result in results]
+    session.execute(
+        delete(Suggestion).where(Suggestion.point_id.in_(point_ids), Suggestion.error.is_not(None))
+    )
+    rows = [{k: v for k, v in result.items() if k != "scores"} for result in results]
+    session.execute(_insert_or_skip(session, Suggestion, unique=["point_id"]), rows)
+    ids = _ids_by(session, Suggestion.point_id, Suggestion.id, point_ids)
+    scores = [
+        {
+            "suggestion_id": ids[result["point_id"]],
+            "metric_name": name,
+            "metric_version": metrics[name].version,
+            "value": float(value),
+        }
+        for result in results
+        for name, value in result.get("scores", {}).items()
+    ]
+    if scores:
+        unique = ["suggestion_id", "metric_name"]
+        session.execute(_insert_or_skip(session, Score, unique=unique), scores)
+
+
+def set_run_status(
+    session: Session, *, run_id: int, status: RunStatus | str, error: str | None = None
+) -> None:
+    """Move a run to `status`, stamping started_at on the first start and finished_at at the end."""
+    run = get_run(session, run_id=run_id)
+    status = RunStatus(status)
+    run.status = status.value
+    run.error = error
+    if status is RunStatus.RUNNING and run.started_at is None:
+        run.started_at = utcnow()
+    if status.is_final:
+        run.finished_at = utcnow()
+    session.flush()
+
+

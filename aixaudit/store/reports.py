@@ -1,0 +1,249 @@
+"""Reports: what a run found, aggregated by the database (totals, by language, by span kind).
+
+Plain frozen dataclasses, so the CLI renders them, the API serialises them (`asdict`) and
+tests compare them, all from one query path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from aixaudit.store.queries import get_run
+from aixaudit.store.tables import File, Metric, Point, Repository, Run, Score, Suggestion
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of `list_runs`. Times are ISO 8601 strings in UTC, so asdict() is JSON-able."""
+
+    id: int
+    origin: str
+    name: str
+    ref: str | None
+    commit: str | None
+    status: str
+    profile: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    error: str | None
+    points_total: int
+    suggestions: int  # suggestions that came back from the model
+    errors: int  # points whose every request failed
+    accepted: int
+    acceptance_rate: float | None  # accepted / suggestions; None before any suggestion
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Tallies over a group of points (a language, a span kind, or the whole run: key "all").
+
+    Rates and means are over suggestions that came back; errored points only count in `errors`.
+    `metrics` maps each metric's name to its mean.
+    """
+
+    key: str
+    points: int
+    suggestions: int
+    errors: int
+    accepted: int
+    acceptance_rate: float | None
+    lines_suggested: int
+    lines_accepted: int
+    chars_suggested: int
+    chars_accepted: int
+    mean_latency_ms: float | None
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    version: int
+    definition: str
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything a report shows; asdict() is JSON-able. `skipped` counts files by skip reason."""
+
+    run: RunSummary
+    config: dict[str, Any]
+    acceptance_rule: dict[str, Any]
+    files: int
+    skipped: dict[str, int]
+    totals: Breakdown
+    by_language: list[Breakdown]
+    by_kind: list[Breakdown]
+    metrics: list[MetricInfo]
+
+
+def _tallies() -> list[ColumnElement[Any]]:
+    """Aggregates over suggestion rows, also correct under a LEFT JOIN (no suggestion yet)."""
+    came_back = and_(Suggestion.id.is_not(None), Suggestion.error.is_(None))
+
+    def total(expr: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ColumnElement[Any]:
+        return func.coalesce(func.sum(expr), 0)
+
+    return [
+        total(case((came_back, 1), else_=0)).label("suggestions"),
+        total(case((Suggestion.error.is_not(None), 1), else_=0)).label("errors"),
+        total(case((Suggestion.accepted, 1), else_=0)).label("accepted"),
+        total(Suggestion.lines_suggested).label("lines_suggested"),
+        total(Suggestion.lines_accepted).label("lines_accepted"),
+        total(Suggestion.chars_suggested).label("chars_suggested"),
+        total(Suggestion.chars_accepted).label("chars_accepted"),
+        func.avg(case((came_back, Suggestion.latency_ms))).label("mean_latency_ms"),
+    ]
+
+
+def _rate(accepted: int, suggestions: int) -> float | None:
+    return accepted / suggestions if suggestions else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _summaries(session: Session, runs: Select[Any]) -> list[RunSummary]:
+    rows = session.execute(runs.add_columns(Repository.origin, Repository.name)).all()
+    counts = {
+        row.run_id: row
+        for row in session.execute(
+            select(Suggestion.run_id, *_tallies())
+            .where(Suggestion.run_id.in_([run.id for run, _, _ in rows]))
+            .group_by(Suggestion.run_id)
+        )
+    }
+    summaries = []
+    for run, origin, name in rows:
+        count = counts.get(run.id)
+        suggestions = int(count.suggestions) if count else 0
+        accepted = int(count.accepted) if count else 0
+        summaries.append(
+            RunSummary(
+                id=run.id,
+                origin=origin,
+                name=name,
+                ref=run.ref,
+                commit=run.commit,
+                status=run.status,
+                profile=run.profile,
+                created_at=run.created_at.isoformat(),
+                started_at=_iso(run.started_at),
+                finished_at=_iso(run.finished_at),
+                error=run.error,
+                points_total=run.points_total,
+                suggestions=suggestions,
+                errors=int(count.errors) if count else 0,
+                accepted=accepted,
+                acceptance_rate=_rate(accepted, suggestions),
+            )
+        )
+    return summaries
+
+
+def _runs_with_repository() -> Select[Any]:
+    return select(Run).join(Repository, Run.repository_id == Repository.id)
+
+
+def list_runs(session: Session, *, limit: int = 50) -> list[RunSummary]:
+    """The latest runs first."""
+    runs = _runs_with_repository().order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+    return _summaries(session, runs)
+
+
+def _breakdowns(
+    session: Session, *, run_id: int, group: InstrumentedAttribute[Any] | None
+) -> list[Breakdown]:
+    """Tallies and metric means per value of `group` (one "all" row when group is None)."""
+    grouping = [group] if group is not None else []
+    keys = [group.label("key")] if group is not None else []
+    tallies = (
+        select(*keys, func.count(Point.id).label("points"), *_tallies())
+        .select_from(Point)
+        .join(File, Point.file_id == File.id)
+        .outerjoin(Suggestion, Suggestion.point_id == Point.id)
+        .where(Point.run_id == run_id)
+    )
+    means = (
+        select(*keys, Score.metric_name, func.avg(Score.value).label("mean"))
+        .select_from(Score)
+        .join(Suggestion, Score.suggestion_id == Suggestion.id)
+        .join(Point, Suggestion.point_id == Point.id)
+        .join(File, Point.file_id == File.id)
+        .where(Suggestion.run_id == run_id)
+        .group_by(*grouping, Score.metric_name)
+    )
+    tallies = tallies.group_by(*grouping).order_by(*grouping)
+
+    def key_of(row: Any) -> str:
+        return "all" if group is None else str(row.key or "unknown")
+
+    metric_means: dict[str, dict[str, float]] = {}
+    for row in session.execute(means):
+        metric_means.setdefault(key_of(row), {})[row.metric_name] = float(row.mean)
+    return [
+        Breakdown(
+            key=key_of(row),
+            points=int(row.points),
+            suggestions=int(row.suggestions),
+            errors=int(row.errors),
+            accepted=int(row.accepted),
+            acceptance_rate=_rate(int(row.accepted), int(row.suggestions)),
+            lines_suggested=int(row.lines_suggested),
+            lines_accepted=int(row.lines_accepted),
+            chars_suggested=int(row.chars_suggested),
+            chars_accepted=int(row.chars_accepted),
+            mean_latency_ms=None if row.mean_latency_ms is None else float(row.mean_latency_ms),
+            metrics=dict(sorted(metric_means.get(key_of(row), {}).items())),
+        )
+        for row in session.execute(tallies)
+    ]
+
+
+def run_report(session: Session, *, run_id: int) -> RunReport:
+    """The report of one run, aggregated by the database. Metric means assume one version of each
+    metric per run (a run is scored by one version of the code)."""
+    run = get_run(session, run_id=run_id)
+    [summary] = _summaries(session, _runs_with_repository().where(Run.id == run_id))
+    skipped = session.execute(
+        select(File.skip_reason, func.count())
+        .where(File.run_id == run_id, File.skip_reason.is_not(None))
+        .group_by(File.skip_reason)
+        .order_by(File.skip_reason)
+    )
+    files = session.scalar(select(func.count()).select_from(File).where(File.run_id == run_id))
+    used = exists().where(
+        Score.metric_name == Metric.name,
+        Score.metric_version == Metric.version,
+        Score.suggestion_id == Suggestion.id,
+        Suggestion.run_id == run_id,
+    )
+    metrics = session.scalars(select(Metric).where(used).order_by(Metric.name, Metric.version))
+    [totals] = _breakdowns(session, run_id=run_id, group=None)
+    return RunReport(
+        run=summary,
+        config=run.config,
+        acceptance_rule=run.acceptance_rule,
+        files=int(files or 0),
+        skipped={str(reason): int(count) for reason, count in skipped},
+        totals=totals,
+        by_language=_breakdowns(session, run_id=run_id, group=File.language),
+        by_kind=_breakdowns(session, run_id=run_id, group=Point.kind),
+        metrics=[
+            MetricInfo(
+                name=m.name,
+                version=m.version,
+                definition=m.definition,
+                higher_is_better=m.higher_is_better,
+            )
+            for m in metrics
+        ],
+    )

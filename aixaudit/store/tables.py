@@ -1,0 +1,222 @@
+"""The database schema as SQLAlchemy 2 models; migrations/ must match it (`alembic check`).
+
+    Repository 1─* Run 1─* File 1─* Point 1─1 Suggestion 1─* Score *─1 Metric
+    File *─1 Blob (by sha256: the text, kept once per content)
+
+Deleting a run deletes everything under it (ON DELETE CASCADE, so SQLite needs foreign keys on;
+see db.py). The composite unique constraints lead with run_id, so they double as the run_id
+indexes of files and points.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints: SQLite batch migrations can only drop or alter constraints that have names.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class RunStatus(StrEnum):
+    """Where a run is; the last four are final."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    PARTIAL = "partial"  # finished, but some points have no suggestion (errors)
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend: SQLite keeps no offset, PostgreSQL answers in the
+    session's time zone. Naive datetimes are refused rather than guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware (UTC) datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+        str: Text(),
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class Repository(Base):
+    """A source repository, by where it came from (path or git URL)."""
+
+    __tablename__ = "repositories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    origin: Mapped[str] = mapped_column(unique=True)
+    name: Mapped[str]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Run(Base):
+    """One audit of one repository at one commit, with everything needed to reproduce it."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), index=True
+    )
+    ref: Mapped[str | None]
+    commit: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING.value)
+    profile: Mapped[str]
+    config: Mapped[dict[str, Any]]
+    acceptance_rule: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None]
+    points_total: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class File(Base):
+    """A file the scan saw; skip_reason is set when it was not audited."""
+
+    __tablename__ = "files"
+    __table_args__ = (UniqueConstraint("run_id", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    path: Mapped[str]
+    language: Mapped[str | None] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None]
+
+
+class Blob(Base):
+    """A file's text, stored once per content hash: any worker on any machine answers points
+    from it, and an unchanged file costs nothing in the next run."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text: Mapped[str]
+
+
+class Point(Base):
+    """A completion point: a masked syntax node and its original text."""
+
+    __tablename__ = "points"
+    __table_args__ = (UniqueConstraint("run_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str]
+    kind: Mapped[str] = mapped_column(String(32))
+    node_type: Mapped[str] = mapped_column(String(64))
+    start_byte: Mapped[int] = mapped_column(Integer)
+    end_byte: Mapped[int] = mapped_column(Integer)
+    start_line: Mapped[int] = mapped_column(Integer)
+    end_line: Mapped[int] = mapped_column(Integer)
+    original: Mapped[str]
+
+
+class Suggestion(Base):
+    """The model's answer for one point (at most one: point_id is unique, which makes writes
+    idempotent per point). `error` is set, and the texts are null, when every attempt failed."""
+
+    __tablename__ = "suggestions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    point_id: Mapped[int] = mapped_column(
+        ForeignKey("points.id", ondelete="CASCADE"), unique=True
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    raw_text: Mapped[str | None]
+    text: Mapped[str | None]
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None]
+    accepted: Mapped[bool] = mapped_column(default=False)
+    lines_suggested: Mapped[int] = mapped_column(Integer, default=0)
+    lines_accepted: Mapped[int] = mapped_column(Integer, default=0)
+    chars_suggested: Mapped[int] = mapped_column(Integer, default=0)
+    chars_accepted: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Metric(Base):
+    """A metric's definition as it was when scores were computed with that version."""
+
+    __tablename__ = "metrics"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[str]
+    higher_is_better: Mapped[bool]
+
+
+class Score(Base):
+    """One metric's value for one suggestion."""
+
+    __tablename__ = "scores"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["metric_name", "metric_version"], ["metrics.name", "metrics.version"]
+        ),
+    )
+
+    suggestion_id: Mapped[int] = mapped_column(
+        ForeignKey("suggestions.id", ondelete="CASCADE"), primary_key=True
+    )
+    metric_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric_version: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,85 @@
+"""Counting and truncating by tokens, with the model's own tokenizer where we have it.
+
+Budgets are in the model's tokens, so the prompt fits the model's context whatever the text.
+Without the model's tokenizer (a production server whose tokenizer is not on this machine)
+we fall back to a regex approximation and record its name with the run.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Protocol
+
+from tokenizers import Tokenizer
+
+from .errors import ConfigError
+
+
+class TokenCounter(Protocol):
+    name: str
+
+    def count(self, text: str) -> int: ...
+
+    def starts(self, text: str) -> list[int]:
+        """Character offset where each token of `text` starts."""
+        ...
+
+
+class ModelTokenizer:
+    """A Hugging Face `tokenizer.json`, loaded with the `tokenizers` library (no torch)."""
+
+    def __init__(self, path: Path) -> None:
+        file = path / "tokenizer.json" if path.is_dir() else path
+        if not file.is_file():
+            raise ConfigError(f"No tokenizer.json at {path}; set AIXAUDIT_TOKENIZER_DIR.")
+        self._tokenizer = Tokenizer.from_file(str(file))
+        self.name = f"tokenizer.json:{file.parent.name}"
+
+    def count(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def starts(self, text: str) -> list[int]:
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        return [start for start, _ in encoding.offsets]
+
+
+class ApproximateTokenizer:
+    """Words, single punctuation marks and runs of whitespace: close to a code BPE's count."""
+
+    name = "approx-regex-v1"
+    _TOKEN = re.compile(r"\w+|[^\w\s]|\s+")
+
+    def count(self, text: str) -> int:
+        return sum(1 for _ in self._TOKEN.finditer(text))
+
+    def starts(self, text: str) -> list[int]:
+        return [match.start() for match in self._TOKEN.finditer(text)]
+
+
+def load_token_counter(tokenizer_dir: Path | None) -> TokenCounter:
+    return ModelTokenizer(tokenizer_dir) if tokenizer_dir else ApproximateTokenizer()
+
+
+def keep_last(counter: TokenCounter, text: str, budget: int) -> str:
+    """The tail of `text` within `budget` tokens, starting at a line start when cut."""
+    starts = counter.starts(text)
+    if len(starts) <= budget:
+        return text
+    if budget <= 0:
+        return ""
+    cut = starts[len(starts) - budget]
+    line_start = text.find("\n", cut)
+    return text[line_start + 1 :] if line_start != -1 else text[cut:]
+
+
+def keep_first(counter: TokenCounter, text: str, budget: int) -> str:
+    """The head of `text` within `budget` tokens, ending at a line end when cut."""
+    starts = counter.starts(text)
+    if len(starts) <= budget:
+        return text
+    if budget <= 0:
+        return ""
+    cut = starts[budget]
+    line_end = text.rfind("\n", 0, cut)
+    return text[: line_end + 1] if line_end != -1 else text[:cut]

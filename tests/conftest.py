@@ -1,0 +1,98 @@
+"""Shared fixtures: databases, and the real Triton server on the CPU model.
+
+Database: a test that takes `db_url` or `engine` runs on SQLite and on PostgreSQL.
+PostgreSQL (127.0.0.1:5432, trust auth) is required unless AIXAUDIT_SKIP_PG=1. Each test session
+gets its own database, and each test its own schema in it, so parallel runs never meet.
+
+Triton: `triton_server` is one tritonserver per session serving model_repo/cpu with the converted
+SmolLM2; tests that take it are marked `triton`. The conversion is kept in the checkout's
+git-ignored `.aixaudit/` so only the first run pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import Engine
+
+from aixaudit.config import Settings
+from aixaudit.server import MODEL_DIR_ENV, LocalTriton, cpu_repository
+from aixaudit.store.db import make_engine, upgrade
+from aixaudit.weights import ensure_cpu_model
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+SKIP_PG = os.environ.get("AIXAUDIT_SKIP_PG") == "1"
+
+
+def _admin(database: str, statement: sql.Composed) -> None:
+    with psycopg.connect(f"{PG_SERVER}/{database}", autocommit=True) as connection:
+        connection.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database of its own for this test session, dropped at the end."""
+    name = f"aixaudit_test_{uuid.uuid4().hex[:12]}"
+    _admin("test", sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield name
+    finally:
+        _admin("test", sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql", marks=pytest.mark.skipif(SKIP_PG, reason="AIXAUDIT_SKIP_PG=1")
+        ),
+    ]
+)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file (its directory not yet made) or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'aixaudit.db'}"
+        return
+    database = request.getfixturevalue("pg_database")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    _admin(database, sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}?options=-csearch_path%3D{schema}"
+    finally:
+        _admin(database, sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on a database migrated to the latest revision."""
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+TEST_DATA_DIR = Path(__file__).resolve().parent.parent / ".aixaudit"
+
+
+@pytest.fixture(scope="session")
+def cpu_model_dir() -> Path:
+    """The converted CPU model (converted on the first run only)."""
+    return ensure_cpu_model(Settings(_env_file=None, data_dir=TEST_DATA_DIR, cpu_model_dir=None))
+
+
+@pytest.fixture(scope="session")
+def triton_server(
+    cpu_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalTriton]:
+    """The bundled tritonserver serving model_repo/cpu, stopped at the end of the session."""
+    server = LocalTriton(log_dir=tmp_path_factory.mktemp("triton-logs"))
+    with server.start(cpu_repository(), env={MODEL_DIR_ENV: str(cpu_model_dir)}):
+        yield server

@@ -1,0 +1,339 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc.model_config_pb2 import ModelConfig
+
+from aixaudit.ensemble import ENSEMBLE_INPUTS, ENSEMBLE_OUTPUTS, TensorSpec
+from aixaudit.errors import ConfigError
+from aixaudit.model_repo import (
+    CPU_REPO,
+    PYTHON_MODELS,
+    TRTLLM_MODELS,
+    TRTLLM_TEMPLATES,
+    check_ensemble_wiring,
+    fill_template,
+    read_config,
+    render_trtllm,
+    tensor_specs,
+)
+
+TOKENIZER = "/models/aixcoder-7b"
+ENGINE = "/engines/aixcoder-7b"
+
+
+def assert_ensemble_interface(config: ModelConfig) -> None:
+    """The ensemble config declares exactly aixaudit/ensemble.py's inputs and outputs."""
+    assert tensor_specs(config.input) == {spec.name: spec for spec in ENSEMBLE_INPUTS}
+    assert tensor_specs(config.output) == {spec.name: spec for spec in ENSEMBLE_OUTPUTS}
+
+
+@pytest.fixture
+def python_models(tmp_path: Path) -> Path:
+    """Stand-ins for the CPU repository's pre/post-processing model files."""
+    root = tmp_path / "cpu"
+    for model in PYTHON_MODELS:
+        version = root / model / "1"
+        (version / "__pycache__").mkdir(parents=True)
+        (version / "model.py").write_text(f"# {model} model\n")
+        (version / "helper.py").write_text(f"# {model} helper\n")
+        (version / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"\0")
+    return root
+
+
+@pytest.fixture
+def repo(tmp_path: Path, python_models: Path) -> Path:
+    return render_trtllm(
+        tmp_path / "out" / "repo",
+        tokenizer_dir=TOKENIZER,
+        engine_dir=ENGINE,
+        python_models_dir=python_models,
+    )
+
+
+def _params(model: str, repo: Path) -> dict[str, str]:
+    config = read_config(repo / model / "config.pbtxt")
+    return {key: value.string_value for key, value in config.parameters.items()}
+
+
+@pytest.mark.parametrize(
+    ("model", "backend", "platform"),
+    [
+        ("ensemble", "", "ensemble"),
+        ("preprocessing", "python", ""),
+        ("tensorrt_llm", "tensorrtllm", ""),
+        ("postprocessing", "python", ""),
+    ],
+)
+def test_every_model_parses_with_its_backend(
+    repo: Path, model: str, backend: str, platform: str
+) -> None:
+    config = read_config(repo / model / "config.pbtxt")
+    assert (config.name, config.backend, config.platform) == (model, backend, platform)
+    assert config.max_batch_size == 64
+    assert (repo / model / "1").is_dir()
+    assert "${" not in (repo / model / "config.pbtxt").read_text()
+
+
+def test_default_render_fills_every_parameter(repo: Path) -> None:
+    assert _params("tensorrt_llm", repo) == {
+        "gpt_model_type": "inflight_fused_batching",
+        "gpt_model_path": ENGINE,
+        "max_beam_width": "1",
+        "exclude_input_in_output": "true",
+        "batch_scheduler_policy": "guaranteed_no_evict",
+        "kv_cache_free_gpu_mem_fraction": "0.9",
+        "enable_kv_cache_reuse": "true",
+    }
+    trtllm = read_config(repo / "tensorrt_llm" / "config.pbtxt")
+    assert trtllm.model_transaction_policy.decoupled is False
+    assert trtllm.dynamic_batching.max_queue_delay_microseconds == 1000
+    for model in PYTHON_MODELS:
+        assert _params(model, repo)["tokenizer_dir"] == TOKENIZER
+        assert [
+            group.count for group in read_config(repo / model / "config.pbtxt").instance_group
+        ] == [2]
+
+
+def test_options_reach_the_configs(tmp_path: Path, python_models: Path) -> None:
+    repo = render_trtllm(
+        tmp_path / "repo",
+        tokenizer_dir=Path("/tok"),
+        engine_dir="/eng",
+        max_batch_size=16,
+        decoupled=True,
+        max_queue_delay_us=0,
+        kv_cache_reuse=False,
+        kv_cache_free_gpu_mem_fraction=0.5,
+        batch_scheduler_policy="max_utilization",
+        preprocessing_instances=3,
+        postprocessing_instances=5,
+        python_models_dir=python_models,
+    )
+    trtllm = read_config(repo / "tensorrt_llm" / "config.pbtxt")
+    assert trtllm.model_transaction_policy.decoupled is True
+    assert trtllm.dynamic_batching.max_queue_delay_microseconds == 0
+    params = _params("tensorrt_llm", repo)
+    assert params["gpt_model_path"] == "/eng"
+    assert params["enable_kv_cache_reuse"] == "false"
+    assert params["kv_cache_free_gpu_mem_fraction"] == "0.5"
+    assert params["batch_scheduler_policy"] == "max_utilization"
+    assert _params("preprocessing", repo) == {"tokenizer_dir": "/tok", "add_bos_token": "true"}
+    counts = {
+        model: read_config(repo / model / "config.pbtxt").instance_group[0].count
+        for model in PYTHON_MODELS
+    }
+    assert counts == {"preprocessing": 3, "postprocessing": 5}
+    assert {read_config(repo / m / "config.pbtxt").max_batch_size for m in TRTLLM_MODELS} == {16}
+
+
+def test_python_models_are_copied_without_caches(repo: Path) -> None:
+    for model in PYTHON_MODELS:
+        version = repo / model / "1"
+        assert sorted(p.name for p in version.iterdir()) == ["helper.py", "model.py"]
+        assert (version / "model.py").read_text() == f"# {model} model\n"
+    assert list((repo / "tensorrt_llm" / "1").iterdir()) == []
+
+
+def _cpu_config(model: str) -> ModelConfig:
+    return read_config(CPU_REPO / model / "config.pbtxt")
+
+
+@pytest.mark.parametrize("which", ["trtllm", "cpu"])
+def test_ensemble_interface_equals_ensemble_py(repo: Path, which: str) -> None:
+    """Both repositories expose the one interface in aixaudit/ensemble.py, so they cannot drift."""
+    rendered = read_config(repo / "ensemble" / "config.pbtxt")
+    assert_ensemble_interface(rendered if which == "trtllm" else _cpu_config("ensemble"))
+
+
+def _names_types(specs: dict[str, TensorSpec]) -> dict[str, tuple[str, bool]]:
+    return {name: (spec.data_type, spec.optional) for name, spec in specs.items()}
+
+
+@pytest.mark.parametrize("model", PYTHON_MODELS)
+def test_python_model_io_names_match_the_cpu_repository(repo: Path, model: str) -> None:
+    """The copied model.py finds the tensors it reads and writes, by name and type."""
+    rendered, cpu = read_config(repo / model / "config.pbtxt"), _cpu_config(model)
+    assert _names_types(tensor_specs(rendered.input)) == _names_types(tensor_specs(cpu.input))
+    assert _names_types(tensor_specs(rendered.output)) == _names_types(tensor_specs(cpu.output))
+
+
+def test_preprocessing_shapes_match_the_cpu_repository(repo: Path) -> None:
+    rendered, cpu = (
+        read_config(repo / "preprocessing" / "config.pbtxt"),
+        _cpu_config("preprocessing"),
+    )
+    assert tensor_specs(rendered.input) == tensor_specs(cpu.input)
+    assert tensor_specs(rendered.output) == tensor_specs(cpu.output)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="model_repo/cpu postprocessing takes TOKENS_BATCH [-1] / SEQUENCE_LENGTH [1]; "
+    "TensorRT-LLM returns [beam, tokens] / [beam] per request",
+)
+def test_postprocessing_shapes_match_the_cpu_repository(repo: Path) -> None:
+    rendered = read_config(repo / "postprocessing" / "config.pbtxt")
+    assert tensor_specs(rendered.input) == tensor_specs(_cpu_config("postprocessing").input)
+
+
+def test_renders_with_the_real_cpu_model_files(tmp_path: Path) -> None:
+    repo = render_trtllm(tmp_path / "repo", tokenizer_dir=TOKENIZER, engine_dir=ENGINE)
+    for model in PYTHON_MODELS:
+        assert (repo / model / "1" / "model.py").read_bytes() == (
+            CPU_REPO / model / "1" / "model.py"
+        ).read_bytes()
+
+
+def test_rendered_wiring_is_consistent(repo: Path) -> None:
+    assert check_ensemble_wiring(repo) == []
+
+
+def _edit_step(
+    repo: Path,
+    step: int,
+    *,
+    input_map: dict[str, str] | None = None,
+    output_map: dict[str, str] | None = None,
+) -> None:
+    path = repo / "ensemble" / "config.pbtxt"
+    config = read_config(path)
+    target = config.ensemble_scheduling.step[step]
+    for key, value in (input_map or {}).items():
+        target.input_map[key] = value
+    for key, value in (output_map or {}).items():
+        target.output_map[key] = value
+    path.write_text(text_format.MessageToString(config))
+
+
+def test_renamed_tensor_is_reported(repo: Path) -> None:
+    _edit_step(repo, 1, input_map={"input_ids": "_INPUT_IDZ"})
+    assert check_ensemble_wiring(repo) == [
+        "tensorrt_llm input 'input_ids' reads '_INPUT_IDZ', "
+        "which no ensemble input or earlier step provides"
+    ]
+
+
+def test_unproduced_output_and_type_mismatch_are_reported(repo: Path) -> None:
+    _edit_step(repo, 2, output_map={"OUTPUT": "_text"})
+    _edit_step(repo, 1, input_map={"runtime_top_k": "top_p"})
+    assert check_ensemble_wiring(repo) == [
+        "tensorrt_llm input 'runtime_top_k' is TYPE_INT32 [1] but 'top_p' is TYPE_FP32 [1]",
+        "ensemble output 'text_output' is produced by no step",
+    ]
+
+
+def test_unknown_names_and_unmapped_required_input_are_reported(repo: Path) -> None:
+    path = repo / "ensemble" / "config.pbtxt"
+    config = read_config(path)
+    post = config.ensemble_scheduling.step[2]
+    post.input_map["token_ids"] = post.input_map.pop("TOKENS_BATCH")
+    post.output_map["text"] = post.output_map.pop("OUTPUT")
+    path.write_text(text_format.MessageToString(config))
+    assert check_ensemble_wiring(repo) == [
+        "postprocessing declares no input 'token_ids'",
+        "postprocessing input 'TOKENS_BATCH' is required but not mapped",
+        "postprocessing declares no output 'text'",
+        "ensemble output 'text_output' is produced by no step",
+    ]
+
+
+def test_shape_mismatch_is_reported(repo: Path) -> None:
+    path = repo / "postprocessing" / "config.pbtxt"
+    config = read_config(path)
+    del config.input[0].dims[:]
+    config.input[0].dims.append(-1)
+    path.write_text(text_format.MessageToString(config))
+    assert check_ensemble_wiring(repo) == [
+        "postprocessing input 'TOKENS_BATCH' is TYPE_INT32 [-1] "
+        "but '_TOKENS_BATCH' is TYPE_INT32 [-1, -1]"
+    ]
+
+
+def test_missing_step_model_is_reported(repo: Path) -> None:
+    shutil.rmtree(repo / "postprocessing")
+    assert check_ensemble_wiring(repo) == [
+        "step model 'postprocessing' is not in the repository",
+        "ensemble output 'text_output' is produced by no step",
+    ]
+
+
+def test_unfilled_placeholder_is_an_error(tmp_path: Path, python_models: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(TRTLLM_TEMPLATES, templates)
+    config = templates / "tensorrt_llm" / "config.pbtxt"
+    config.write_text(
+        config.read_text()
+        + 'parameters { key: "x" value: { string_value: "${mystery}${other}" } }\n'
+    )
+    with pytest.raises(ConfigError, match="placeholders with no value: mystery, other"):
+        render_trtllm(
+            tmp_path / "repo",
+            tokenizer_dir=TOKENIZER,
+            engine_dir=ENGINE,
+            templates_dir=templates,
+            python_models_dir=python_models,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cpu", "templates"]
+
+
+def test_malformed_placeholder_is_an_error() -> None:
+    assert fill_template("a ${x} b", {"x": "${y}"}, source="t") == "a ${y} b"
+    with pytest.raises(ConfigError, match="malformed placeholder"):
+        fill_template("a ${x-y}", {}, source="t")
+
+
+def test_non_empty_output_needs_force(tmp_path: Path, python_models: Path) -> None:
+    out = tmp_path / "repo"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    options: dict[str, Any] = {
+        "tokenizer_dir": TOKENIZER,
+        "engine_dir": ENGINE,
+        "python_models_dir": python_models,
+    }
+    with pytest.raises(ConfigError, match="not empty"):
+        render_trtllm(out, **options)
+    render_trtllm(out, force=True, **options)
+    assert sorted(p.name for p in out.iterdir()) == sorted(TRTLLM_MODELS)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"tokenizer_dir": "models/tok"}, "absolute path"),
+        ({"engine_dir": '/eng"ine'}, "quote"),
+        ({"max_batch_size": 0}, "at least 1"),
+        ({"postprocessing_instances": 0}, "at least 1"),
+        ({"max_queue_delay_us": -1}, "0 or more"),
+        ({"kv_cache_free_gpu_mem_fraction": 0.0}, r"\(0, 1\]"),
+        ({"batch_scheduler_policy": "static_batch"}, "guaranteed_no_evict, max_utilization"),
+    ],
+)
+def test_bad_options_are_rejected(
+    tmp_path: Path, python_models: Path, option: dict[str, Any], message: str
+) -> None:
+    options: dict[str, Any] = {"tokenizer_dir": TOKENIZER, "engine_dir": ENGINE, **option}
+    with pytest.raises(ConfigError, match=message):
+        render_trtllm(tmp_path / "repo", python_models_dir=python_models, **options)
+
+
+def test_missing_python_model_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"preprocessing/1/model.py is missing"):
+        render_trtllm(
+            tmp_path / "repo",
+            tokenizer_dir=TOKENIZER,
+            engine_dir=ENGINE,
+            python_models_dir=tmp_path,
+        )
+
+
+def test_invalid_config_text_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.pbtxt"
+    path.write_text('name: "x"\nmax_batch_sise: 4\n')
+    with pytest.raises(ConfigError, match="not a valid model config"):
+        read_config(path)

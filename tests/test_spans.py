@@ -1,0 +1,513 @@
+"""Span finding and sampling: exact node texts per language, byte/line ranges, determinism."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from aixaudit.errors import ConfigError
+from aixaudit.languages import get_language
+from aixaudit.spans import SamplingPolicy, Span, SpanKind, find_spans, point_rank, sample_spans
+
+K = SpanKind
+
+
+@dataclass(frozen=True)
+class Case:
+    language: str
+    source: str
+    expected: dict[SpanKind, list[str]]  # kind -> texts in find_spans order (every one)
+
+
+PYTHON = '''def greet(names, sep=", "):
+    """Say hello to everyone."""
+    if not names:
+        return "héllo, wörld"
+    # Join them all.
+    text = sep.join(names)
+    log("→", text)
+    return f"héllo {text}" if text else None
+'''
+
+JAVA = """class Greeter {
+    String greet(List<String> names) {
+        if (names.isEmpty()) {
+            return "héllo";
+        }
+        // Join them all.
+        String text = String.join(", ", names);
+        log.info(text);
+        return text.isBlank() ? null : text;
+    }
+}
+"""
+
+JAVASCRIPT = """function greet(names) {
+  if (names.length === 0) {
+    return "héllo";
+  }
+  // Join them all.
+  const text = names.join(", ");
+  console.log(text);
+  return text ? text : null;
+}
+"""
+
+TYPESCRIPT = JAVASCRIPT.replace("(names)", "(names: string[]): string | null").replace(
+    "const text =", "const text: string ="
+)
+
+TSX = """function Greeting({ names }: Props) {
+  if (names.length === 0) {
+    return <p>héllo</p>;
+  }
+  // Join them all.
+  const text = names.join(", ");
+  track(text);
+  return <p>{text}</p>;
+}
+"""
+
+GO = (
+    "package greet\n\nfunc Greet(names []string) string {\n"
+    '\tif len(names) == 0 {\n\t\treturn "héllo"\n\t}\n'
+    "\t// Join them all.\n"
+    '\ttext := strings.Join(names, ", ")\n'
+    "\tlog.Println(text)\n"
+    "\treturn text\n}\n"
+)
+
+RUST = """fn greet(names: &[String]) -> String {
+    if names.is_empty() {
+        return "héllo".to_string();
+    }
+    // Join them all.
+    let text = names.join(", ");
+    log(&text);
+    text
+}
+"""
+
+C = r"""int greet(const char **names, int count) {
+    if (count == 0) {
+        return puts("héllo");
+    }
+    /* Print them all. */
+    int total = 0;
+    for (int i = 0; i < count; i++) {
+        total += printf("%s\n", names[i]);
+    }
+    return total;
+}
+"""
+
+CPP = """std::string greet(const std::vector<std::string>& names) {
+    if (names.empty()) {
+        return "héllo";
+    }
+    // Join them all.
+    std::string text = join(names, ", ");
+    log(text);
+    return text;
+}
+"""
+
+# Brace languages whose snippet reads: if (...) { return "héllo"; } // comment; a; b; return.
+_JS_BODY = (
+    '{\n  if (names.length === 0) {\n    return "héllo";\n  }\n  // Join them all.\n'
+    '  const text = names.join(", ");\n  console.log(text);\n  return text ? text : null;\n}'
+)
+
+CASES = [
+    Case(
+        "python",
+        PYTHON,
+        {
+            K.FUNCTION_BODY: [
+                '"""Say hello to everyone."""\n    if not names:\n        return "héllo, wörld"\n'
+                '    # Join them all.\n    text = sep.join(names)\n    log("→", text)\n'
+                '    return f"héllo {text}" if text else None'
+            ],
+            K.BLOCK_BODY: ['return "héllo, wörld"'],
+            K.CONDITION: ["not names", "text"],
+            K.CALL: ["sep.join(names)", 'log("→", text)'],
+            K.ARGUMENTS: ["(names)", '("→", text)'],
+            K.STATEMENT: [
+                '"""Say hello to everyone."""',
+                'if not names:\n        return "héllo, wörld"',
+                'return "héllo, wörld"',
+                "text = sep.join(names)",
+                'log("→", text)',
+                'return f"héllo {text}" if text else None',
+            ],
+            K.STATEMENTS: [
+                '"""Say hello to everyone."""\n    if not names:\n        return "héllo, wörld"',
+                'text = sep.join(names)\n    log("→", text)',
+                'text = sep.join(names)\n    log("→", text)\n'
+                '    return f"héllo {text}" if text else None',
+                'log("→", text)\n    return f"héllo {text}" if text else None',
+            ],
+        },
+    ),
+    Case(
+        "java",
+        JAVA,
+        {
+            K.FUNCTION_BODY: [
+                '{\n        if (names.isEmpty()) {\n            return "héllo";\n        }\n'
+                '        // Join them all.\n        String text = String.join(", ", names);\n'
+                "        log.info(text);\n        return text.isBlank() ? null : text;\n    }"
+            ],
+            K.BLOCK_BODY: ['{\n            return "héllo";\n        }'],
+            K.CONDITION: ["names.isEmpty()", "text.isBlank()"],
+            K.CALL: [
+                "names.isEmpty()",
+                'String.join(", ", names)',
+                "log.info(text)",
+                "text.isBlank()",
+            ],
+            K.ARGUMENTS: ["()", '(", ", names)', "(text)", "()"],
+            K.STATEMENT: [
+                'if (names.isEmpty()) {\n            return "héllo";\n        }',
+                'return "héllo";',
+                'String text = String.join(", ", names);',
+                "log.info(text);",
+                "return text.isBlank() ? null : text;",
+            ],
+            K.STATEMENTS: [
+                'String text = String.join(", ", names);\n        log.info(text);',
+                'String text = String.join(", ", names);\n        log.info(text);\n'
+                "        return text.isBlank() ? null : text;",
+                "log.info(text);\n        return text.isBlank() ? null : text;",
+            ],
+        },
+    ),
+    Case(
+        "javascript",
+        JAVASCRIPT,
+        {
+            K.FUNCTION_BODY: [_JS_BODY],
+            K.BLOCK_BODY: ['{\n    return "héllo";\n  }'],
+            K.CONDITION: ["names.length === 0", "text"],
+            K.CALL: ['names.join(", ")', "console.log(text)"],
+            K.ARGUMENTS: ['(", ")', "(text)"],
+            K.STATEMENT: [
+                'if (names.length === 0) {\n    return "héllo";\n  }',
+                'return "héllo";',
+                'const text = names.join(", ");',
+                "console.log(text);",
+                "return text ? text : null;",
+            ],
+            K.STATEMENTS: [
+                'const text = names.join(", ");\n  console.log(text);',
+                'const text = names.join(", ");\n  console.log(text);\n'
+                "  return text ? text : null;",
+                "console.log(text);\n  return text ? text : null;",
+            ],
+        },
+    ),
+    Case(
+        "typescript",
+        TYPESCRIPT,
+        {
+            K.FUNCTION_BODY: [_JS_BODY.replace("const text =", "const text: string =")],
+            K.BLOCK_BODY: ['{\n    return "héllo";\n  }'],
+            K.CONDITION: ["names.length === 0", "text"],
+            K.CALL: ['names.join(", ")', "console.log(text)"],
+            K.STATEMENT: [
+                'if (names.length === 0) {\n    return "héllo";\n  }',
+                'return "héllo";',
+                'const text: string = names.join(", ");',
+                "console.log(text);",
+                "return text ? text : null;",
+            ],
+            K.STATEMENTS: [
+                'const text: string = names.join(", ");\n  console.log(text);',
+                'const text: string = names.join(", ");\n  console.log(text);\n'
+                "  return text ? text : null;",
+                "console.log(text);\n  return text ? text : null;",
+            ],
+        },
+    ),
+    Case(
+        "tsx",
+        TSX,
+        {
+            K.FUNCTION_BODY: [
+                "{\n  if (names.length === 0) {\n    return <p>héllo</p>;\n  }\n"
+                "  // Join them all.\n"
+                '  const text = names.join(", ");\n  track(text);\n  return <p>{text}</p>;\n}'
+            ],
+            K.BLOCK_BODY: ["{\n    return <p>héllo</p>;\n  }"],
+            K.CONDITION: ["names.length === 0"],
+            K.CALL: ['names.join(", ")', "track(text)"],
+            K.STATEMENT: [
+                "if (names.length === 0) {\n    return <p>héllo</p>;\n  }",
+                "return <p>héllo</p>;",
+                'const text = names.join(", ");',
+                "track(text);",
+                "return <p>{text}</p>;",
+            ],
+            K.STATEMENTS: [
+                'const text = names.join(", ");\n  track(text);',
+                'const text = names.join(", ");\n  track(text);\n  return <p>{text}</p>;',
+                "track(text);\n  return <p>{text}</p>;",
+            ],
+        },
+    ),
+    Case(
+        "go",
+        GO,
+        {
+            K.FUNCTION_BODY: [
+                '{\n\tif len(names) == 0 {\n\t\treturn "héllo"\n\t}\n\t// Join them all.\n'
+                '\ttext := strings.Join(names, ", ")\n\tlog.Println(text)\n\treturn text\n}'
+            ],
+            K.BLOCK_BODY: ['{\n\t\treturn "héllo"\n\t}'],
+            K.CONDITION: ["len(names) == 0"],
+            K.CALL: ["len(names)", 'strings.Join(names, ", ")', "log.Println(text)"],
+            K.ARGUMENTS: ["(names)", '(names, ", ")', "(text)"],
+            K.STATEMENT: [
+                'if len(names) == 0 {\n\t\treturn "héllo"\n\t}',
+                'return "héllo"',
+                'text := strings.Join(names, ", ")',
+                "log.Println(text)",
+                "return text",
+            ],
+            K.STATEMENTS: [
+                'text := strings.Join(names, ", ")\n\tlog.Println(text)',
+                'text := strings.Join(names, ", ")\n\tlog.Println(text)\n\treturn text',
+                "log.Println(text)\n\treturn text",
+            ],
+        },
+    ),
+    Case(
+        "rust",
+        RUST,
+        {
+            K.FUNCTION_BODY: [
+                '{\n    if names.is_empty() {\n        return "héllo".to_string();\n    }\n'
+                '    // Join them all.\n    let text = names.join(", ");\n    log(&text);\n'
+                "    text\n}"
+            ],
+            K.BLOCK_BODY: ['{\n        return "héllo".to_string();\n    }'],
+            K.CONDITION: ["names.is_empty()"],
+            K.CALL: ["names.is_empty()", '"héllo".to_string()', 'names.join(", ")', "log(&text)"],
+            K.STATEMENT: [
+                'if names.is_empty() {\n        return "héllo".to_string();\n    }',
+                'return "héllo".to_string();',
+                'let text = names.join(", ");',
+                "log(&text);",
+                "text",  # the block's tail expression
+            ],
+            K.STATEMENTS: [
+                'let text = names.join(", ");\n    log(&text);',
+                'let text = names.join(", ");\n    log(&text);\n    text',
+                "log(&text);\n    text",
+            ],
+        },
+    ),
+    Case(
+        "c",
+        C,
+        {
+            K.FUNCTION_BODY: [
+                '{\n    if (count == 0) {\n        return puts("héllo");\n    }\n'
+                "    /* Print them all. */\n    int total = 0;\n"
+                "    for (int i = 0; i < count; i++) {\n"
+                '        total += printf("%s\\n", names[i]);\n    }\n    return total;\n}'
+            ],
+            K.BLOCK_BODY: [
+                '{\n        return puts("héllo");\n    }',
+                '{\n        total += printf("%s\\n", names[i]);\n    }',
+            ],
+            K.CONDITION: ["count == 0", "i < count"],
+            K.CALL: ['puts("héllo")', 'printf("%s\\n", names[i])'],
+            K.ARGUMENTS: ['("héllo")', '("%s\\n", names[i])'],
+            K.STATEMENT: [
+                'if (count == 0) {\n        return puts("héllo");\n    }',
+                'return puts("héllo");',
+                "int total = 0;",
+                "for (int i = 0; i < count; i++) {\n"
+                '        total += printf("%s\\n", names[i]);\n    }',
+                "int i = 0;",
+                'total += printf("%s\\n", names[i]);',
+                "return total;",
+            ],
+            K.STATEMENTS: [
+                "int total = 0;\n    for (int i = 0; i < count; i++) {\n"
+                '        total += printf("%s\\n", names[i]);\n    }',
+                "int total = 0;\n    for (int i = 0; i < count; i++) {\n"
+                '        total += printf("%s\\n", names[i]);\n    }\n    return total;',
+                'for (int i = 0; i < count; i++) {\n        total += printf("%s\\n", names[i]);\n'
+                "    }\n    return total;",
+            ],
+        },
+    ),
+    Case(
+        "cpp",
+        CPP,
+        {
+            K.FUNCTION_BODY: [
+                '{\n    if (names.empty()) {\n        return "héllo";\n    }\n'
+                "    // Join them all.\n"
+                '    std::string text = join(names, ", ");\n    log(text);\n    return text;\n}'
+            ],
+            K.BLOCK_BODY: ['{\n        return "héllo";\n    }'],
+            K.CONDITION: ["names.empty()"],
+            K.CALL: ["names.empty()", 'join(names, ", ")', "log(text)"],
+            K.STATEMENT: [
+                'if (names.empty()) {\n        return "héllo";\n    }',
+                'return "héllo";',
+                'std::string text = join(names, ", ");',
+                "log(text);",
+                "return text;",
+            ],
+            K.STATEMENTS: [
+                'std::string text = join(names, ", ");\n    log(text);',
+                'std::string text = join(names, ", ");\n    log(text);\n    return text;',
+                "log(text);\n    return text;",
+            ],
+        },
+    ),
+]
+
+
+def _spans(case: Case) -> list[Span]:
+    return find_spans(get_language(case.language), case.source.encode())
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.language)
+def test_finds_exact_node_texts(case: Case) -> None:
+    spans = _spans(case)
+    for kind, texts in case.expected.items():
+        assert [span.text for span in spans if span.kind is kind] == texts, kind
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.language)
+def test_ranges_are_utf8_byte_offsets_unique_and_ordered(case: Case) -> None:
+    source = case.source.encode()
+    spans = _spans(case)
+    keys = [(span.start_byte, span.end_byte, span.kind) for span in spans]
+    assert keys == sorted(set(keys))
+    for span in spans:
+        assert source[span.start_byte : span.end_byte].decode() == span.text
+        lines = case.source.splitlines()[span.start_line - 1 : span.end_line]
+        assert span.text.splitlines()[0] in lines[0]
+        assert span.end_line - span.start_line == span.text.count("\n")
+    # Everything after "héllo" sits one byte further than its character index.
+    last = spans[-1]
+    assert last.start_byte > case.source.index(last.text)
+
+
+def test_line_numbers_and_node_types_of_one_case() -> None:
+    spans = find_spans(get_language("python"), PYTHON.encode())
+    body = next(span for span in spans if span.kind is K.FUNCTION_BODY)
+    assert (body.node_type, body.start_line, body.end_line) == ("block", 2, 8)
+    run = next(span for span in spans if span.kind is K.STATEMENTS and span.start_line == 6)
+    assert (run.node_type, run.end_line) == ("expression_statement+expression_statement", 7)
+    call = next(span for span in spans if span.text == 'log("→", text)' and span.kind is K.CALL)
+    line_start = PYTHON.encode().index(b'    log("')
+    assert (call.start_byte, call.end_byte) == (line_start + 4, line_start + 4 + 16)
+
+
+def test_invalid_utf8_is_replaced_not_fatal() -> None:
+    spans = find_spans(get_language("python"), b'def f():\n    return g("\xff")\n')
+    assert [span.text for span in spans if span.kind is K.CALL] == ['g("\ufffd")']
+
+
+def test_nodes_with_syntax_errors_are_no_candidates() -> None:
+    source = b"def f(a):\n    x = g(a)\n    y = = 2\n    return x\n"
+    spans = find_spans(get_language("python"), source)
+    assert [(span.kind, span.text) for span in spans] == [
+        (K.STATEMENT, "x = g(a)"),
+        (K.CALL, "g(a)"),
+        (K.ARGUMENTS, "(a)"),
+        (K.STATEMENT, "return x"),
+    ]
+
+
+def test_empty_source_has_no_spans() -> None:
+    assert find_spans(get_language("go"), b"") == []
+
+
+POLICY = SamplingPolicy(per_file=3)
+PY_SPANS = find_spans(get_language("python"), PYTHON.encode())
+
+
+def test_sampling_is_deterministic() -> None:
+    first = sample_spans(PY_SPANS, policy=POLICY, content_hash="abc")
+    again = sample_spans(list(reversed(PY_SPANS)), policy=POLICY, content_hash="abc")
+    assert first == again
+    assert len(first) == 3
+
+
+def test_seed_and_content_hash_change_the_sample() -> None:
+    picks = {
+        tuple(sample_spans(PY_SPANS, policy=SamplingPolicy(seed=seed), content_hash="abc"))
+        for seed in range(10)
+    }
+    assert len(picks) > 1
+    by_hash = {tuple(sample_spans(PY_SPANS, policy=POLICY, content_hash=str(h))) for h in range(10)}
+    assert len(by_hash) > 1
+
+
+def test_sample_spreads_over_kinds_and_never_repeats_a_range() -> None:
+    for seed in range(20):
+        picked = sample_spans(
+            PY_SPANS, policy=SamplingPolicy(seed=seed, per_file=5), content_hash="abc"
+        )
+        assert len(picked) == 5
+        assert len({span.kind for span in picked}) == 5
+        assert len({(span.start_byte, span.end_byte) for span in picked}) == 5
+        assert picked == sorted(picked, key=lambda s: (s.start_byte, s.end_byte, s.kind))
+
+
+def test_sample_respects_cap_and_size_limits() -> None:
+    assert sample_spans(PY_SPANS, policy=SamplingPolicy(per_file=0), content_hash="x") == []
+    everything = sample_spans(
+        PY_SPANS, policy=SamplingPolicy(per_file=1000, max_chars=10_000), content_hash="x"
+    )
+    assert len(everything) == len({(s.start_byte, s.end_byte) for s in PY_SPANS})
+    small = SamplingPolicy(per_file=1000, min_chars=5, max_chars=16, max_lines=1)
+    picked = sample_spans(PY_SPANS, policy=small, content_hash="x")
+    assert sorted(span.text for span in picked) == sorted(
+        ["(names)", '("→", text)', "not names", "sep.join(names)", 'log("→", text)']
+    )
+    two_lines = SamplingPolicy(per_file=1000, max_lines=2)
+    assert (
+        max(
+            s.end_line - s.start_line + 1
+            for s in sample_spans(PY_SPANS, policy=two_lines, content_hash="x")
+        )
+        == 2
+    )
+
+
+def test_sample_skips_whitespace_and_punctuation() -> None:
+    spans = find_spans(get_language("java"), JAVA.encode())
+    assert "()" in {span.text for span in spans}
+    picked = sample_spans(
+        spans, policy=SamplingPolicy(per_file=1000, min_chars=0), content_hash="x"
+    )
+    assert "()" not in {span.text for span in picked}
+    assert len(picked) == len({(s.start_byte, s.end_byte) for s in spans if s.text != "()"})
+
+
+def test_point_rank_is_a_stable_sha256_hex() -> None:
+    span = PY_SPANS[0]
+    rank = point_rank(seed=1, content_hash="abc", span=span)
+    assert len(rank) == 64 and int(rank, 16) >= 0
+    assert rank == point_rank(seed=1, content_hash="abc", span=span)
+    assert rank != point_rank(seed=2, content_hash="abc", span=span)
+    assert rank != point_rank(seed=1, content_hash="abd", span=span)
+    assert rank != point_rank(seed=1, content_hash="abc", span=PY_SPANS[1])
+
+
+@pytest.mark.parametrize(
+    "policy", [dict(per_file=-1), dict(min_chars=500, max_chars=400), dict(max_lines=-2)]
+)
+def test_bad_policy_is_a_config_error(policy: dict[str, int]) -> None:
+    with pytest.raises(ConfigError):
+        SamplingPolicy(**policy)
