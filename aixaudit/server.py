@@ -35,6 +35,8 @@ LOOPBACK = "127.0.0.1"
 SHM_DIR = Path("/dev/shm")
 SHM_PREFIX = "triton_python_backend_shm_region_"
 LOG_TAIL_LINES = 20
+ERROR_LINE_CHARS = 500
+LOG_NOISE = ("CudaDriverHelper has not been initialized",)  # every CPU-only start logs it
 
 
 class LocalTriton:
@@ -199,10 +201,16 @@ class LocalTriton:
         )
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The log's error lines (a failed model load shows far from the end), then its end."""
         if self.log_path is None or not self.log_path.is_file():
             return ""
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        errors = [
+            line[:ERROR_LINE_CHARS]
+            for line in text
+            if line.startswith("E") and not any(noise in line for noise in LOG_NOISE)
+        ]
+        return "\n".join([*errors[:lines], "...", *text[-lines:]] if errors else text[-lines:])
 
 
 def cpu_repository() -> Path:

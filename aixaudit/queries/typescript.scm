@@ -1,4 +1,5 @@
-; Span query for TypeScript and TSX (tsx reuses this file) (capture names are fixed: see aixaudit/spans.py).
+; Span query for TypeScript, also loaded for TSX (capture names are fixed: see aixaudit/spans.py).
+; Same patterns as javascript.scm: the node types it names are alike in both grammars.
 ; Bodies are the whole `{...}` node; conditions are the expression inside the parentheses.
 
 (function_declaration body: (statement_block) @span.function_body)
