@@ -27,7 +27,7 @@ import tree_sitter_typescript
 class Language:
     """A language aixaudit can parse and prompt for."""
 
-    name: str  # our id, also the name of its query file: queries/<name>.scm
+    name: str  # our id, also the name of its query file: span_queries/<name>.scm
     display: str  # as aiXcoder's prompt header writes it: "the code file is written by {display}"
     extensions: tuple[str, ...]
     comment: str  # line-comment marker used for prompt headers and cross-file context

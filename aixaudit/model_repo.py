@@ -1,5 +1,8 @@
 """Render the production TensorRT-LLM model repository and check any repository's ensemble wiring.
 
+`render_fixed_cost` renders the CPU repository around a `tensorrt_llm` of known, fixed cost per
+batch, which serving benchmarks and tests measure clients against.
+
 The templates in `model_repo/trtllm` use the `${name}` placeholders users of the TensorRT-LLM
 backend know from its fill_template.py. The Python-backend pre/post-processing models reuse the
 CPU repository's model.py files, so both repositories tokenise and detokenise the same way.
@@ -10,7 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -23,6 +26,7 @@ from aixaudit.errors import ConfigError
 MODEL_REPO_DIR = Path(__file__).resolve().parent.parent / "model_repo"
 TRTLLM_TEMPLATES = MODEL_REPO_DIR / "trtllm"
 CPU_REPO = MODEL_REPO_DIR / "cpu"
+FIXED_COST_TEMPLATES = MODEL_REPO_DIR / "fixed_cost"
 
 TRTLLM_MODELS = (ENSEMBLE_NAME, "preprocessing", "tensorrt_llm", "postprocessing")
 PYTHON_MODELS = ("preprocessing", "postprocessing")  # their model.py comes from the CPU repository
@@ -67,14 +71,61 @@ def render_trtllm(
         preprocessing_instances=preprocessing_instances,
         postprocessing_instances=postprocessing_instances,
     )
-    out_dir = Path(out_dir)
+
+    def write(staging: Path) -> None:
+        for model in TRTLLM_MODELS:
+            code = python_models_dir / model / "1" if model in PYTHON_MODELS else None
+            _render_model(model, staging, values, templates_dir, code)
+
+    return _build_repository(Path(out_dir), write, force=force)
+
+
+def render_fixed_cost(
+    out_dir: Path,
+    *,
+    delay_ms: float,
+    max_batch_size: int = 8,
+    instances: int = 1,
+    force: bool = False,
+) -> Path:
+    """Write the CPU repository with a fixed-cost `tensorrt_llm` to `out_dir` and return it.
+
+    Each batch of up to `max_batch_size` requests takes exactly `delay_ms` on each of `instances`
+    instances, so the repository serves at most 1000 x max_batch_size / delay_ms x instances
+    requests a second: the ceiling a serving benchmark is measured against. The ensemble and the
+    pre/post-processing models are the CPU repository's with the same max batch size; serve it
+    with `LocalTriton().start(repo, env={MODEL_DIR_ENV: <converted model dir>})` for the tokenizer.
+    """
+    for label, number in (("max batch size", max_batch_size), ("instance count", instances)):
+        if number < 1:
+            raise ConfigError(f"The {label} must be at least 1, not {number}.")
+    if not delay_ms > 0:
+        raise ConfigError(f"The fixed cost of a batch must be more than 0 ms, not {delay_ms}.")
+    values = {
+        "delay_ms": f"{delay_ms:g}",
+        "max_batch_size": str(max_batch_size),
+        "instance_count": str(instances),
+    }
+
+    def write(staging: Path) -> None:
+        for model in (ENSEMBLE_NAME, *PYTHON_MODELS):
+            _copy_model(CPU_REPO / model, staging / model, max_batch_size=max_batch_size)
+        model = "tensorrt_llm"
+        code = FIXED_COST_TEMPLATES / model / "1"
+        _render_model(model, staging, values, FIXED_COST_TEMPLATES, code)
+
+    return _build_repository(Path(out_dir), write, force=force)
+
+
+def _build_repository(out_dir: Path, write: Callable[[Path], None], *, force: bool) -> Path:
+    """Let `write` fill a temporary sibling directory, check the ensemble's wiring, then move it
+    into place, so a failed render never leaves a half-written repository behind."""
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise ConfigError(f"{out_dir} is not empty; render with force (--force) to replace it.")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        for model in TRTLLM_MODELS:
-            _render_model(model, staging, values, templates_dir, python_models_dir)
+        write(staging)
         problems = check_ensemble_wiring(staging)
         if problems:
             raise ConfigError(f"The rendered ensemble is miswired: {'; '.join(problems)}.")
@@ -212,8 +263,10 @@ def _render_model(
     staging: Path,
     values: Mapping[str, str],
     templates_dir: Path,
-    python_models_dir: Path,
+    code: Path | None,
 ) -> None:
+    """Fill the model's config template; its version directory is a copy of `code` (a Python
+    model's `1/`), or empty for a backend that needs no file there."""
     template = templates_dir / model / "config.pbtxt"
     if not template.is_file():
         raise ConfigError(f"The template {template} is missing; render from a source checkout.")
@@ -225,14 +278,26 @@ def _render_model(
         encoding="utf-8",
     )
     read_config(config)
-    version_dir = model_dir / "1"
-    if model not in PYTHON_MODELS:
+    _copy_version(model, code, model_dir / "1")
+
+
+def _copy_model(source: Path, model_dir: Path, *, max_batch_size: int) -> None:
+    """Copy a model of a repository, its config rewritten with another max batch size."""
+    config = read_config(source / "config.pbtxt")
+    config.max_batch_size = max_batch_size
+    model_dir.mkdir()
+    (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config), encoding="utf-8")
+    code = source / "1" if (source / "1" / "model.py").is_file() else None
+    _copy_version(config.name, code, model_dir / "1")
+
+
+def _copy_version(model: str, code: Path | None, version_dir: Path) -> None:
+    if code is None:
         version_dir.mkdir()  # Triton needs a version directory even when it holds no file
         return
-    source = python_models_dir / model / "1"
-    if not (source / "model.py").is_file():
-        raise ConfigError(f"{source / 'model.py'} is missing; the {model} model comes from there.")
-    shutil.copytree(source, version_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if not (code / "model.py").is_file():
+        raise ConfigError(f"{code / 'model.py'} is missing; the {model} model comes from there.")
+    shutil.copytree(code, version_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
 def _template_values(

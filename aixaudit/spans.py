@@ -2,7 +2,7 @@
 
 aiXcoder trains on masked whole subtrees, so every span is a complete tree-sitter node (or a
 run of sibling statements) and is judged as a unit. One query per language
-(`queries/<language>.scm`, fixed capture names) finds the candidates in a single pass:
+(`span_queries/<language>.scm`, fixed capture names) finds the candidates in a single pass:
 
 - function_body / block_body: the node in the function's (or if/else/for/while/try/catch/...)
   body field, as the grammar has it: Python's `block` (it starts at the first statement, after
@@ -33,9 +33,9 @@ import tree_sitter
 from aixaudit.errors import ConfigError
 from aixaudit.languages import Language, captures, compile_query, parse
 
-_QUERY_DIR = Path(__file__).parent / "queries"
+_QUERY_DIR = Path(__file__).parent / "span_queries"
 # Languages whose grammar accepts another language's query text unchanged.
-_SHARED_QUERY = {"tsx": "typescript"}
+_SHARED_QUERY = {"typescript": "javascript", "tsx": "javascript"}
 _RUN_LENGTHS = (2, 3, 4)
 _WORD = re.compile(r"\w")
 _ORDER = attrgetter("start_byte", "end_byte", "kind")
@@ -91,7 +91,8 @@ class SamplingPolicy:
 
 
 @cache
-def _query(language: Language) -> tree_sitter.Query:
+def span_query(language: Language) -> tree_sitter.Query:
+    """The compiled span query of a language (compiled once per process)."""
     name = _SHARED_QUERY.get(language.name, language.name)
     return compile_query(language, (_QUERY_DIR / f"{name}.scm").read_text(encoding="utf-8"))
 
@@ -104,7 +105,7 @@ def find_spans(language: Language, source: bytes) -> list[Span]:
     it breaks statement runs. Text is decoded with replacement characters, so a stray invalid
     byte cannot stop an audit.
     """
-    found = captures(_query(language), parse(language, source).root_node)
+    found = captures(span_query(language), parse(language, source).root_node)
     spans = [
         _span(kind, node, node, node.type, source)
         for name, nodes in found.items()

@@ -17,12 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aixaudit import spans
-from aixaudit.languages import captures, compile_query, get_language, parse
+from aixaudit.languages import captures, get_language, parse
 
 PYTHON = get_language("python")
-QUERY = compile_query(
-    PYTHON, (Path(spans.__file__).parent / "queries" / "python.scm").read_text(encoding="utf-8")
-)
+QUERY = spans.span_query(PYTHON)
 
 
 def stdlib_sources(limit: int | None) -> list[bytes]:

@@ -1,5 +1,5 @@
-; Span query for TypeScript, also loaded for TSX (capture names are fixed: see aixaudit/spans.py).
-; Same patterns as javascript.scm: the node types it names are alike in both grammars.
+; Span query for JavaScript, also loaded for TypeScript and TSX, whose grammars name these
+; nodes alike (capture names are fixed: see aixaudit/spans.py).
 ; Bodies are the whole `{...}` node; conditions are the expression inside the parentheses.
 
 (function_declaration body: (statement_block) @span.function_body)
