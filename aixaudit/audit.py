@@ -21,6 +21,7 @@ from . import sources
 from .errors import AixauditError
 from .inference import Completion, CompletionRequest, TritonCompleter
 from .languages import Language, error_count, get_language, parse
+from .offload import Offload, available_cores
 from .postprocess import parses_after_insert, trim_completion
 from .prompts import Prompt, build_prompt, get_profile
 from .scoring import (
@@ -38,6 +39,7 @@ from .tokens import TokenCounter
 Progress = Callable[[int, int], None]  # (points answered so far, points to answer)
 
 RESULT_BATCH = 16  # results per database write: few transactions, little lost on a crash
+OFFLOAD_MIN_POINTS = 64  # fewer points are scored faster than worker processes start
 
 
 class AuditOptions(BaseModel):
@@ -193,9 +195,15 @@ async def complete_points(
     counter: TokenCounter,
     point_ids: Sequence[int] | None = None,
     progress: Progress | None = None,
+    scoring_processes: int = 0,
 ) -> int:
     """Ask the model for every given point of the run that has no result yet (all such points
-    when `point_ids` is None), score and store each answer; returns how many were answered."""
+    when `point_ids` is None), score and store each answer; returns how many were answered.
+
+    With `scoring_processes`, answers are post-processed and scored in that many worker
+    processes while the requests go on (for runs of at least OFFLOAD_MIN_POINTS points; a
+    Celery chunk leaves it at 0: its worker processes are the parallelism).
+    """
     with session_factory() as session:
         run = queries.get_run(session, run_id=run_id)
         options = AuditOptions.model_validate(run.config)
@@ -203,22 +211,37 @@ async def complete_points(
         pending = queries.pending_points(session, run_id=run_id, point_ids=point_ids)
         blobs = queries.get_blobs(session, shas={p.sha256 for p in pending})
     profile = get_profile(options.profile)
-    work = {str(w.point_id): w for w in _prepare(pending, blobs, options, counter)}
-    requests = (
-        CompletionRequest(key, w.prompt.text, options.max_new_tokens, profile.stop_words)
-        for key, w in work.items()
-    )
+    work: dict[str, _PointWork] = {}  # prompts sent and not yet answered
+    budget = options.max_new_tokens
+
+    def requests() -> Iterator[CompletionRequest]:
+        # Lazily: prompts are built while the first requests are already being answered.
+        for item in _prepare(pending, blobs, options, counter):
+            key = str(item.point_id)
+            work[key] = item
+            yield CompletionRequest(key, item.prompt.text, budget, profile.stop_words)
+
     done, buffer = 0, []
-    if progress:
-        progress(0, len(work))
-    async for completion in completer.complete(requests):
-        buffer.append(_result(work[completion.key], completion, rule, profile.stop_words))
-        done += 1
+
+    async def record(results: list[dict[str, Any]]) -> None:
+        nonlocal done, buffer
+        buffer += results
+        done += len(results)
         if len(buffer) >= RESULT_BATCH:
             await asyncio.to_thread(_store, session_factory, buffer)
             buffer = []
-        if progress:
-            progress(done, len(work))
+        if progress and results:
+            progress(done, len(pending))
+
+    if progress:
+        progress(0, len(pending))
+    processes = scoring_processes if len(pending) >= OFFLOAD_MIN_POINTS else 0
+    with Offload[dict[str, Any]](processes) as scoring:
+        async for completion in completer.complete(requests()):
+            item = work.pop(completion.key)
+            scoring.submit(_result, item, completion, rule, profile.stop_words)
+            await record(await scoring.results(keep=scoring.backlog))
+        await record(await scoring.results(keep=0))
     await asyncio.to_thread(_store, session_factory, buffer)
     return done
 
@@ -339,17 +362,20 @@ def execute_run(
     completer: TritonCompleter,
     counter: TokenCounter,
     progress: Progress | None = None,
+    scoring_processes: int | None = None,
 ) -> RunStatus:
     """Answer every pending point of a run in this process and finish it. A server that cannot
-    serve us fails the run with the reason, which is raised again for the caller to show."""
+    serve us fails the run with the reason, which is raised again for the caller to show.
+    Answers are scored in `scoring_processes` worker processes (None: one per core)."""
     start_run(session_factory, run_id=run_id)
+    processes = available_cores() if scoring_processes is None else scoring_processes
 
     async def answer() -> None:
         async with completer:
             await completer.check()
             await complete_points(
                 session_factory, run_id=run_id, completer=completer, counter=counter,
-                progress=progress,
+                progress=progress, scoring_processes=processes,
             )  # fmt: skip
 
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +37,9 @@ _TRANSIENT = {
     "504",
 }
 
+
+# Full-jitter backoff never waits longer than this, however many attempts came before.
+BACKOFF_CAP_S = 30.0
 
 # What a request can raise: the server's answer, or the connection (gRPC reports those as
 # InferenceServerException too; the HTTP client raises aiohttp's errors).
@@ -127,7 +130,7 @@ class TritonCompleter:
             if not await self._client.is_server_ready():
                 raise ServerError(f"{where} is not ready: the server is up but not ready.")
             if not await self._client.is_model_ready(self.model):
-                raise ServerError(f"{where} is not ready: the model is not loaded on the server.")
+                raise ServerError(f"{where} is not ready: {await self._why_not_ready()}.")
             metadata = await self._metadata()
         except _REQUEST_ERRORS as error:
             raise ServerError(f"{where} cannot be reached: {_first_line(error)}.") from error
@@ -138,20 +141,53 @@ class TritonCompleter:
                 f"{where} does not take the inputs aixaudit sends: missing {', '.join(missing)}."
             )
 
+    async def _why_not_ready(self) -> str:
+        """The repository index's word on the model: unknown (and what is served), or its state."""
+        index = await self._json(self._client.get_model_repository_index)
+        models = index.get("models", []) if isinstance(index, dict) else index
+        states = {m["name"]: (m.get("state") or "UNAVAILABLE", m.get("reason", "")) for m in models}
+        if self.model not in states:
+            served = ", ".join(sorted(states)) or "nothing"
+            return f"the server has no such model (it serves: {served})"
+        state, reason = states[self.model]
+        reason = reason.strip().splitlines()[0] if reason.strip() else ""
+        return f"the model is {state}" + (f" ({reason})" if reason else "")
+
     async def _metadata(self) -> dict[str, Any]:
+        return await self._json(self._client.get_model_metadata, self.model)
+
+    async def batch_sizes(self, model: str) -> dict[int, int]:
+        """How many batches of each size `model` has executed since the server started: what
+        the server's dynamic batcher made of our requests (Triton's statistics API)."""
+        statistics = await self._json(self._client.get_inference_statistics, model)
+        counts: dict[int, int] = {}
+        for model_stats in statistics.get("model_stats", []):
+            for batch in model_stats.get("batch_stats", []):
+                size = int(batch["batch_size"])
+                counts[size] = counts.get(size, 0) + int(batch["compute_infer"].get("count", 0))
+        return dict(sorted(counts.items()))
+
+    async def _json(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """A metadata call's answer as JSON-like dicts on both protocols (gRPC: as_json)."""
         if self.endpoint.protocol == "grpc":
-            return await self._client.get_model_metadata(self.model, as_json=True)
-        return await self._client.get_model_metadata(self.model)
+            return await call(*args, as_json=True)
+        return await call(*args)
 
     async def complete(self, requests: Iterable[CompletionRequest]) -> AsyncIterator[Completion]:
         """Yield a Completion for every request, in completion order, never more than
         `max_in_flight` requests outstanding."""
         pending: Iterator[CompletionRequest] = iter(requests)
-        results: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=self.max_in_flight)
+        results: asyncio.Queue[Completion | Exception | None] = asyncio.Queue(
+            maxsize=self.max_in_flight
+        )
 
         async def worker() -> None:
-            for request in pending:  # the shared iterator hands each request to one worker
-                await results.put(await self._complete_one(request))
+            try:
+                for request in pending:  # the shared iterator hands each request to one worker
+                    await results.put(await self._complete_one(request))
+            except Exception as error:  # the caller's iterator failed: raise it to the caller
+                await results.put(error)
+                return
             await results.put(None)
 
         workers = [asyncio.create_task(worker()) for _ in range(self.max_in_flight)]
@@ -161,6 +197,8 @@ class TritonCompleter:
                 item = await results.get()
                 if item is None:
                     finished += 1
+                elif isinstance(item, Exception):
+                    raise item
                 else:
                     yield item
         finally:
@@ -181,8 +219,10 @@ class TritonCompleter:
                 latency = (time.perf_counter() - started) * 1000
                 if not is_transient(error) or attempt > self.max_retries:
                     return Completion(request.key, None, _first_line(error), latency, attempt)
-                # Full jitter: spreads retries of many in-flight requests over the window.
-                await asyncio.sleep(random.uniform(0, self.backoff_s * 2 ** (attempt - 1)))
+                # Full jitter: spreads retries of many in-flight requests over the window. The
+                # request keeps its slot meanwhile, so retries never add to what is in flight.
+                window = min(BACKOFF_CAP_S, self.backoff_s * 2 ** (attempt - 1))
+                await asyncio.sleep(random.uniform(0, window))
 
     async def _infer(self, request: CompletionRequest) -> str:
         module = grpcclient if self.endpoint.protocol == "grpc" else httpclient

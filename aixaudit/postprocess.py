@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import tree_sitter
 
@@ -59,7 +60,7 @@ def parses_after_insert(
 ) -> bool:
     """Whether inserting the completion adds no ERROR/MISSING node to the original file."""
     source = (prefix + completion + suffix).encode()
-    return error_count(parse(language, source)) <= baseline_errors
+    return _parsed(language, source)[1] <= baseline_errors
 
 
 def cut_at_stop_words(text: str, stop_words: Sequence[str]) -> str:
@@ -77,10 +78,19 @@ class _Insertion:
     suffix: bytes
 
     def parse(self, completion: str) -> tree_sitter.Tree:
-        return parse(self.language, self.prefix + completion.encode() + self.suffix)
+        return _parsed(self.language, self.prefix + completion.encode() + self.suffix)[0]
 
     def errors(self, completion: str) -> int:
-        return error_count(self.parse(completion))
+        return _parsed(self.language, self.prefix + completion.encode() + self.suffix)[1]
+
+
+@lru_cache(maxsize=4)
+def _parsed(language: Language, source: bytes) -> tuple[tree_sitter.Tree, int]:
+    """A whole-file parse and its error count. Trimming one completion asks for the same
+    insertion up to four times (syntax unit, first candidate, suffix check, parses_after_insert),
+    and whole-file parses are most of an audit's CPU time."""
+    tree = parse(language, source)
+    return tree, error_count(tree)
 
 
 def _syntax_unit(text: str, insertion: _Insertion, node_type: str, baseline_errors: int) -> str:
@@ -111,8 +121,9 @@ def _candidates(text: str) -> list[str]:
     line_ends = [i for i, char in enumerate(text) if char == "\n"]
     lines = [text] + [text[:i] for i in reversed(line_ends)]
     first = text[: line_ends[0]] if line_ends else text
-    brackets = [first[: i + 1] for i in reversed(range(len(first) - 1))
-                if first[i] in _CLOSING_BRACKETS]
+    brackets = [
+        first[: i + 1] for i in reversed(range(len(first) - 1)) if first[i] in _CLOSING_BRACKETS
+    ]
     return [c for c in lines + brackets if c.strip()]
 
 

@@ -86,38 +86,53 @@ def score(prediction: str, reference: str, *, language: Language, parses: bool) 
 # --- the metrics ----------------------------------------------------------------------------
 
 
-@metric("exact_match", version=1,
-        definition="1 if prediction.strip() == reference.strip() else 0 (aiXcoder FIM harness)")
+@metric(
+    "exact_match",
+    version=1,
+    definition="1 if prediction.strip() == reference.strip() else 0 (aiXcoder FIM harness)",
+)
 def _exact_match(pair: Pair) -> float:
     return float(pair.prediction.strip() == pair.reference.strip())
 
 
-@metric("es_fuzz", version=1,
-        definition="rapidfuzz fuzz.ratio of the stripped texts / 100, i.e. 1 - Indel distance / "
-                   "total length (CrossCodeEval, RepoBench edit similarity)")
+@metric(
+    "es_fuzz",
+    version=1,
+    definition="rapidfuzz fuzz.ratio of the stripped texts / 100, i.e. 1 - Indel distance / "
+    "total length (CrossCodeEval, RepoBench edit similarity)",
+)
 def _es_fuzz(pair: Pair) -> float:
     return fuzz.ratio(pair.prediction.strip(), pair.reference.strip()) / 100
 
 
-@metric("es_lev", version=1,
-        definition="1 - Levenshtein distance / max length of the stripped texts, 1 when both "
-                   "are empty (LongBench-style edit similarity)")
+@metric(
+    "es_lev",
+    version=1,
+    definition="1 - Levenshtein distance / max length of the stripped texts, 1 when both "
+    "are empty (LongBench-style edit similarity)",
+)
 def _es_lev(pair: Pair) -> float:
     pred, ref = pair.prediction.strip(), pair.reference.strip()
     longest = max(len(pred), len(ref))
     return 1.0 - Levenshtein.distance(pred, ref) / longest if longest else 1.0
 
 
-@metric("identifier_em", version=1,
-        definition="1 if the identifier sequences (in order, repeats kept) are equal "
-                   "(CrossCodeEval identifier exact match)")
+@metric(
+    "identifier_em",
+    version=1,
+    definition="1 if the identifier sequences (in order, repeats kept) are equal "
+    "(CrossCodeEval identifier exact match)",
+)
 def _identifier_em(pair: Pair) -> float:
     return float(pair.pred_ids == pair.ref_ids)
 
 
-@metric("identifier_f1", version=1,
-        definition="F1 of the sets of identifiers, 2tp / (2tp + fp + fn) (CrossCodeEval); "
-                   "1 when both have none")
+@metric(
+    "identifier_f1",
+    version=1,
+    definition="F1 of the sets of identifiers, 2tp / (2tp + fp + fn) (CrossCodeEval); "
+    "1 when both have none",
+)
 def _identifier_f1(pair: Pair) -> float:
     pred, ref = set(pair.pred_ids), set(pair.ref_ids)
     if not pred and not ref:
@@ -126,17 +141,24 @@ def _identifier_f1(pair: Pair) -> float:
     return 2 * true_pos / (len(pred) + len(ref))
 
 
-@metric("parses_after_insert", version=1,
-        definition="1 if the file with the completion inserted has no more ERROR/MISSING nodes "
-                   "than the original file")
+@metric(
+    "parses_after_insert",
+    version=1,
+    definition="1 if the file with the completion inserted has no more ERROR/MISSING nodes "
+    "than the original file",
+)
 def _parses_after_insert(pair: Pair) -> float:
     return float(pair.parses)
 
 
-@metric("length_ratio", version=1, higher_is_better=False,
-        definition="len(prediction.strip()) / len(reference.strip()); 1 is ideal, above 1 is "
-                   "over-long (aiXcoder Length(Pred/Ref)); empty reference: 1 if the prediction "
-                   "is empty too, else 0")
+@metric(
+    "length_ratio",
+    version=1,
+    higher_is_better=False,
+    definition="len(prediction.strip()) / len(reference.strip()); 1 is ideal, above 1 is "
+    "over-long (aiXcoder Length(Pred/Ref)); empty reference: 1 if the prediction "
+    "is empty too, else 0",
+)
 def _length_ratio(pair: Pair) -> float:
     pred, ref = pair.prediction.strip(), pair.reference.strip()
     if not ref:
@@ -169,7 +191,7 @@ _KEYWORDS: dict[str, str] = {
     ),
     "javascript": _JS_WORDS,
     "typescript": _JS_WORDS + " enum implements interface package private protected public "
-                              "any boolean never number object string symbol unknown",
+    "any boolean never number object string symbol unknown",
     "go": (
         "break case chan const continue default defer else fallthrough for func go goto if "
         "import interface map package range return select struct switch type var true false nil "
@@ -181,7 +203,8 @@ _KEYWORDS: dict[str, str] = {
         "type unsafe use where while"
     ),
     "c": _C_WORDS,
-    "cpp": _C_WORDS + (
+    "cpp": _C_WORDS
+    + (
         " alignas alignof and bitand bitor bool catch class compl concept constexpr const_cast "
         "decltype delete dynamic_cast explicit friend mutable namespace new noexcept not nullptr "
         "operator or private protected public reinterpret_cast requires static_assert "
@@ -218,9 +241,12 @@ def identifiers(code: str, language: Language) -> list[str]:
             start = len(before.encode())
             end = start + len(code.encode())
             return [
-                node.text.decode() for node in _nodes(tree.root_node)
-                if node.child_count == 0 and _is_identifier_type(node.type)
-                and start <= node.start_byte < end and node.text is not None
+                node.text.decode()
+                for node in _nodes(tree.root_node)
+                if node.child_count == 0
+                and _is_identifier_type(node.type)
+                and start <= node.start_byte < end
+                and node.text is not None
             ]
     keywords = _keyword_set(language.name)
     return [word for word in _IDENTIFIER.findall(code) if word not in keywords]
@@ -230,8 +256,9 @@ def _wrapper(language: Language, code: str) -> tuple[str, str]:
     if language.name != "python":
         return _BODY_WRAPPERS.get(language.name, ("", ""))
     # A Python body's first line lost its indentation to the prefix; give it back.
-    indents = [line[: len(line) - len(line.lstrip())]
-               for line in code.splitlines()[1:] if line.strip()]
+    indents = [
+        line[: len(line) - len(line.lstrip())] for line in code.splitlines()[1:] if line.strip()
+    ]
     indent = min(indents, key=len) if indents else ""
     return "if True:\n" + (indent or "    "), "\n"
 

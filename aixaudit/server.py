@@ -37,12 +37,15 @@ SHM_PREFIX = "triton_python_backend_shm_region_"
 LOG_TAIL_LINES = 20
 ERROR_LINE_CHARS = 500
 LOG_NOISE = ("CudaDriverHelper has not been initialized",)  # every CPU-only start logs it
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
 
 
 class LocalTriton:
     """One tritonserver process serving a model repository on loopback ports.
 
     Use as `with LocalTriton().start(repo, env=...) as server: ...`; `stop()` is idempotent.
+    `log_dir` keeps the server log; without it the log lives in the temp workspace that
+    `stop()` removes (a start failure still quotes it in the ServerStartError).
     """
 
     def __init__(
@@ -147,7 +150,10 @@ class LocalTriton:
         return self
 
     def stop(self) -> None:
-        """SIGTERM, wait, then SIGKILL the whole process group; clean up what a kill leaks."""
+        """SIGTERM, wait, then SIGKILL the whole process group; clean up what a kill leaks.
+
+        Requests still in flight fail ("Server is stopping"): drain them before stopping.
+        """
         process, self._process = self._process, None
         atexit.unregister(self.stop)
         if process is not None:
@@ -189,7 +195,7 @@ class LocalTriton:
                     f"log {self.log_path}:\n{self.log_tail()}"
                 )
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
+                with _DIRECT.open(url, timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):

@@ -27,6 +27,7 @@ from enum import StrEnum
 from functools import cache, partial
 from operator import attrgetter
 from pathlib import Path
+from typing import NamedTuple
 
 import tree_sitter
 
@@ -58,9 +59,11 @@ _CAPTURE_KINDS = {f"span.{kind.value}": kind for kind in SpanKind if kind != Spa
 _BLOCK_CAPTURE = "span.block"
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """One completion point: the bytes a model must fill in, with where they sit."""
+class Span(NamedTuple):
+    """One completion point: the bytes a model must fill in, with where they sit.
+
+    A named tuple, not a dataclass: a large file yields tens of thousands of candidates, and
+    building them is most of what extraction adds to parsing."""
 
     kind: SpanKind
     node_type: str
@@ -134,8 +137,8 @@ def _span(
         node_type,
         start,
         end,
-        first.start_point.row + 1,
-        last.end_point.row + 1,
+        first.start_point[0] + 1,
+        last.end_point[0] + 1,
         source[start:end].decode("utf-8", errors="replace"),
     )
 

@@ -6,7 +6,10 @@ gets its own database, and each test its own schema in it, so parallel runs neve
 
 Triton: `triton_server` is one tritonserver per session serving model_repo/cpu with the converted
 SmolLM2; tests that take it are marked `triton`. The conversion is kept in the checkout's
-git-ignored `.aixaudit/` so only the first run pays for it.
+git-ignored `.aixaudit/` so only the first run pays for it. `fixed_cost_server` serves the same
+ensemble around the fixed-cost `tensorrt_llm` (FIXED_COST_DELAY_MS per batch of up to
+FIXED_COST_BATCH requests, answers = the prompt's last tokens): fast, deterministic, and its
+statistics show what a client made the server do.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from psycopg import sql
 from sqlalchemy import Engine
 
 from aixaudit.config import Settings
+from aixaudit.model_repo import render_fixed_cost
 from aixaudit.server import MODEL_DIR_ENV, LocalTriton, cpu_repository
 from aixaudit.store.db import make_engine, upgrade
 from aixaudit.weights import ensure_cpu_model
@@ -49,9 +53,7 @@ def pg_database() -> Iterator[str]:
 @pytest.fixture(
     params=[
         "sqlite",
-        pytest.param(
-            "postgresql", marks=pytest.mark.skipif(SKIP_PG, reason="AIXAUDIT_SKIP_PG=1")
-        ),
+        pytest.param("postgresql", marks=pytest.mark.skipif(SKIP_PG, reason="AIXAUDIT_SKIP_PG=1")),
     ]
 )
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -95,4 +97,28 @@ def triton_server(
     """The bundled tritonserver serving model_repo/cpu, stopped at the end of the session."""
     server = LocalTriton(log_dir=tmp_path_factory.mktemp("triton-logs"))
     with server.start(cpu_repository(), env={MODEL_DIR_ENV: str(cpu_model_dir)}):
+        yield server
+
+
+FIXED_COST_DELAY_MS = 50
+FIXED_COST_BATCH = 8
+
+
+@pytest.fixture(scope="session")
+def fixed_cost_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """model_repo/cpu's ensemble around the fixed-cost `tensorrt_llm`, one instance."""
+    return render_fixed_cost(
+        tmp_path_factory.mktemp("fixed-cost") / "repo",
+        delay_ms=FIXED_COST_DELAY_MS,
+        max_batch_size=FIXED_COST_BATCH,
+    )
+
+
+@pytest.fixture(scope="session")
+def fixed_cost_server(
+    fixed_cost_repo: Path, cpu_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalTriton]:
+    """The bundled tritonserver serving `fixed_cost_repo` (tokenizer from the CPU model)."""
+    server = LocalTriton(log_dir=tmp_path_factory.mktemp("fixed-cost-logs"))
+    with server.start(fixed_cost_repo, env={MODEL_DIR_ENV: str(cpu_model_dir)}):
         yield server

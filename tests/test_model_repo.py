@@ -171,14 +171,17 @@ def test_preprocessing_shapes_match_the_cpu_repository(repo: Path) -> None:
     assert tensor_specs(rendered.output) == tensor_specs(cpu.output)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model_repo/cpu postprocessing takes TOKENS_BATCH [-1] / SEQUENCE_LENGTH [1]; "
-    "TensorRT-LLM returns [beam, tokens] / [beam] per request",
-)
 def test_postprocessing_shapes_match_the_cpu_repository(repo: Path) -> None:
+    """TensorRT-LLM's [beam, tokens] / [beam] per request, which the CPU stand-in returns too."""
     rendered = read_config(repo / "postprocessing" / "config.pbtxt")
     assert tensor_specs(rendered.input) == tensor_specs(_cpu_config("postprocessing").input)
+    rendered_outputs = tensor_specs(read_config(repo / "tensorrt_llm" / "config.pbtxt").output)
+    for name, spec in tensor_specs(_cpu_config("tensorrt_llm").output).items():
+        assert rendered_outputs[name] == spec
+
+
+def test_cpu_repository_wiring_is_consistent() -> None:
+    assert check_ensemble_wiring(CPU_REPO) == []
 
 
 def test_renders_with_the_real_cpu_model_files(tmp_path: Path) -> None:

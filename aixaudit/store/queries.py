@@ -264,5 +264,3 @@ def set_run_status(
     if status.is_final:
         run.finished_at = utcnow()
     session.flush()
-
-

@@ -37,6 +37,8 @@ class RunSummary:
     errors: int  # points whose every request failed
     accepted: int
     acceptance_rate: float | None  # accepted / suggestions; None before any suggestion
+    reused: int  # results taken over from an earlier run (unchanged files)
+    regression: bool | None  # vs the previous run of the repository; None: not compared
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,11 @@ def _summaries(session: Session, runs: Select[Any]) -> list[RunSummary]:
     counts = {
         row.run_id: row
         for row in session.execute(
-            select(Suggestion.run_id, *_tallies())
+            select(
+                Suggestion.run_id,
+                *_tallies(),
+                func.coalesce(func.sum(case((Suggestion.reused, 1), else_=0)), 0).label("reused"),
+            )
             .where(Suggestion.run_id.in_([run.id for run, _, _ in rows]))
             .group_by(Suggestion.run_id)
         )
@@ -144,6 +150,8 @@ def _summaries(session: Session, runs: Select[Any]) -> list[RunSummary]:
                 errors=int(count.errors) if count else 0,
                 accepted=accepted,
                 acceptance_rate=_rate(accepted, suggestions),
+                reused=int(count.reused) if count else 0,
+                regression=run.regression,
             )
         )
     return summaries

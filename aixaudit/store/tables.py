@@ -2,6 +2,7 @@
 
     Repository 1─* Run 1─* File 1─* Point 1─1 Suggestion 1─* Score *─1 Metric
     File *─1 Blob (by sha256: the text, kept once per content)
+    Run 1─* RunDelta; Run *─1 Run (baseline); Schedule 1─* Run (nightly runs)
 
 Deleting a run deletes everything under it (ON DELETE CASCADE, so SQLite needs foreign keys on;
 see db.py). The composite unique constraints lead with run_id, so they double as the run_id
@@ -10,7 +11,7 @@ indexes of files and points.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -120,6 +122,48 @@ class Run(Base):
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None]
     points_total: Mapped[int] = mapped_column(Integer, default=0)
+    # What answered the run (options, rule, metric versions, model identity), hashed: results of
+    # an unchanged file are reused only from a run with the same fingerprint. None: never reused.
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None]
+    schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("schedules.id", ondelete="SET NULL"), index=True
+    )
+    # The comparison with the previous run of the same repository (see RunDelta); regression
+    # is None until compared, True when a headline metric dropped by more than the threshold.
+    baseline_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    regression: Mapped[bool | None]
+    regression_threshold: Mapped[float | None] = mapped_column(Float)
+
+
+class RunDelta(Base):
+    """How much one headline metric moved against the run's baseline run."""
+
+    __tablename__ = "run_deltas"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    baseline: Mapped[float] = mapped_column(Float)
+    value: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)  # value - baseline
+    regressed: Mapped[bool]  # worse (in the metric's direction) by more than the threshold
+
+
+class Schedule(Base):
+    """A repository audited every night at `at` (HH:MM, UTC) with the stored options."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    origin: Mapped[str]  # a git URL or a directory the workers can read
+    ref: Mapped[str | None]
+    at: Mapped[str] = mapped_column(String(5))
+    options: Mapped[dict[str, Any]]
+    acceptance_rule: Mapped[dict[str, Any]]
+    # The UTC day of the last start: claiming a day is one conditional UPDATE, so two beats
+    # (or a beat restarted) never start the same night twice.
+    last_started_on: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class File(Base):
@@ -174,9 +218,7 @@ class Suggestion(Base):
     __tablename__ = "suggestions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    point_id: Mapped[int] = mapped_column(
-        ForeignKey("points.id", ondelete="CASCADE"), unique=True
-    )
+    point_id: Mapped[int] = mapped_column(ForeignKey("points.id", ondelete="CASCADE"), unique=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     raw_text: Mapped[str | None]
     text: Mapped[str | None]
@@ -191,6 +233,8 @@ class Suggestion(Base):
     chars_suggested: Mapped[int] = mapped_column(Integer, default=0)
     chars_accepted: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Copied from an earlier run for an unchanged file and configuration, not asked again.
+    reused: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Metric(Base):

@@ -1,10 +1,9 @@
 """Triton `postprocessing` step: generated token ids -> text_output.
 
 Decodes with the `tokenizers` library (no torch in this stub), skipping special tokens as
-TensorRT-LLM's postprocessing does. Takes the CPU stand-in's [tokens] / [1] per request as well as
-TensorRT-LLM's [beam, tokens] / [beam], since the rendered GPU repository copies this file; one
-string per beam. The tokenizer folder is the `tokenizer_dir` parameter, else
-$AIXAUDIT_CPU_MODEL_DIR.
+TensorRT-LLM's postprocessing does. Takes TensorRT-LLM's [beam, tokens] / [beam] per request, which
+the CPU stand-in returns too, since the rendered GPU repository copies this file; one string per
+beam. The tokenizer folder is the `tokenizer_dir` parameter, else $AIXAUDIT_CPU_MODEL_DIR.
 """
 
 from __future__ import annotations
@@ -44,9 +43,6 @@ class TritonPythonModel:
     def _texts(self, request: Any) -> np.ndarray:
         tokens = pb_utils.get_input_tensor_by_name(request, "TOKENS_BATCH").as_numpy()
         lengths = pb_utils.get_input_tensor_by_name(request, "SEQUENCE_LENGTH").as_numpy()
-        rows = tokens.shape[0]
-        tokens = tokens.reshape(rows, -1, tokens.shape[-1])  # [rows, beams, tokens]
-        lengths = lengths.reshape(rows, -1)
         texts = [
             [
                 self.tokenizer.decode(beam[: int(length)].tolist(), skip_special_tokens=True)

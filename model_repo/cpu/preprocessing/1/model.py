@@ -3,12 +3,19 @@
 Uses the `tokenizers` library on tokenizer.json directly: AutoTokenizer would pull torch into this
 stub (+0.5 GB, +3 s at start). The tokenizer folder is the `tokenizer_dir` parameter (the rendered
 TensorRT-LLM repository copies this file) or $AIXAUDIT_CPU_MODEL_DIR (the CPU repository).
+
+aiXcoder prompts (text holding its FIM sentinels) are tokenised the way aiXcoder's reference
+builder does it, not as one string: see `fim_ids`. Stop words that name a sentinel or `</s>` become
+that one token id, since generation emits the token, never its spelling. The algorithm stays in
+this one file, which both repositories copy and Triton loads by path.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +24,52 @@ import triton_python_backend_utils as pb_utils
 from tokenizers import Tokenizer
 
 MODEL_DIR_ENV = "AIXAUDIT_CPU_MODEL_DIR"
+
+BOS_TEXT, EOS_TEXT = "<s>", "</s>"
+FIM_SENTINELS = ("▁<AIX-SPAN-PRE>", "▁<AIX-SPAN-POST>", "▁<AIX-SPAN-MIDDLE>")
+SENTINELS = (BOS_TEXT, *FIM_SENTINELS)
+SUFFIX_SENTINEL = FIM_SENTINELS[1]  # the piece after it is the suffix
+THROWAWAY = "☺"  # aiXcoder's reference encodes the suffix behind this and drops its tokens
+_SENTINEL_SPLIT = re.compile("(" + "|".join(map(re.escape, SENTINELS)) + ")")
+
+
+def fim_ids(text: str, *, encode: Callable[[str], list[int]], ids: Mapping[str, int]) -> list[int]:
+    """Token ids of an aiXcoder prompt, as aiXcoder-7B's reference `Tokenizer.encode` makes them.
+
+    `<s>` and each sentinel are ONE id (`ids`), never their spelling. Every other piece is encoded
+    on its own by `encode` (no special tokens), except the suffix (the piece after
+    `▁<AIX-SPAN-POST>`): SentencePiece would start it with a space mark that the file does not
+    hold, so it is encoded behind a throw-away character whose ids are then dropped. Encoding the
+    prompt as one string gives other ids: sentinels spelled out, and a space mark after them.
+    """
+    result: list[int] = []
+    previous = ""
+    for piece in _SENTINEL_SPLIT.split(text):  # text, sentinel, text, ...; texts may be empty
+        if piece in SENTINELS:
+            if piece not in ids:
+                raise ValueError(
+                    f"text_input holds aiXcoder's {piece!r}, a token this tokenizer lacks: "
+                    "use the prompt profile of the served model"
+                )
+            result.append(ids[piece])
+        elif piece and previous == SUFFIX_SENTINEL:
+            result.extend(encode(THROWAWAY + piece)[len(encode(THROWAWAY)) :])
+        elif piece:
+            result.extend(encode(piece))
+        previous = piece
+    return result
+
+
+def single_token_words(tokenizer: Tokenizer) -> dict[str, int]:
+    """Words that are one token: `<s>`, `</s>` and the sentinels, also spelt without their space
+    mark, as clients send stop words (`<AIX-SPAN-PRE>`). Only tokens the vocabulary has."""
+    found: dict[str, int] = {}
+    for token in (BOS_TEXT, EOS_TEXT, *FIM_SENTINELS):
+        token_id = tokenizer.token_to_id(token)
+        if token_id is not None:
+            found[token] = token_id
+            found[token.removeprefix("▁")] = token_id
+    return found
 
 
 def tokenizer_folder(parameters: dict[str, Any]) -> Path:
@@ -82,6 +135,7 @@ class TritonPythonModel:
         self.ids = special_ids(folder, self.tokenizer)
         add_bos = parameters.get("add_bos_token", {}).get("string_value", "true")
         self.add_bos = add_bos.lower() == "true" and self.ids["bos"] is not None
+        self.single_ids = single_token_words(self.tokenizer)
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses = []
@@ -116,8 +170,15 @@ class TritonPythonModel:
             pb_utils.Tensor("OUT_PAD_ID", ints(request, "PAD_ID", self.ids["pad"], rows)),
         ]
 
+    def _plain(self, text: str) -> list[int]:
+        """The tokenizer's own post-processor stays out: it would double a BOS the text holds."""
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
     def _encode(self, text: str) -> list[int]:
-        ids = self.tokenizer.encode(text).ids
+        if any(sentinel in text for sentinel in FIM_SENTINELS):
+            ids = fim_ids(text, encode=self._plain, ids=self.single_ids)
+        else:
+            ids = self._plain(text)
         if self.add_bos and (not ids or ids[0] != self.ids["bos"]):
             ids = [self.ids["bos"], *ids]
         if not ids:
@@ -128,7 +189,10 @@ class TritonPythonModel:
         """TensorRT-LLM's [rows, 2, n] format: concatenated ids, then end offsets padded with -1."""
         encoded = []
         for row in words or [[]] * rows:
-            pieces = [self.tokenizer.encode(word, add_special_tokens=False).ids for word in row]
+            pieces = [
+                [self.single_ids[word]] if word in self.single_ids else self._plain(word)
+                for word in row
+            ]
             encoded.append([piece for piece in pieces if piece])
         width = max([1, *(sum(len(piece) for piece in row) for row in encoded)])
         lists = np.zeros((rows, 2, width), dtype=np.int32)

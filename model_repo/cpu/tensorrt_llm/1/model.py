@@ -1,10 +1,15 @@
-"""Triton `tensorrt_llm` stand-in for CPUs: TensorRT-LLM's tensors, a transformers model behind.
+"""Triton `tensorrt_llm` stand-in: TensorRT-LLM's tensors, a transformers model behind.
 
 Triton's dynamic batcher hands `execute` up to 8 requests; their prompts are left-padded with an
 attention mask and run through ONE `generate()` (per distinct sampling setting: greedy requests all
 share one). Each row stops at its own `request_output_len`, `end_id` or stop word, so batching does
-not change a greedy fp32 answer. Outputs hold the generated tokens only (like TensorRT-LLM's
-`exclude_input_in_output`), padded with `end_id`; `sequence_length` says how many are real.
+not change a greedy fp32 answer. Outputs have TensorRT-LLM's shapes, `output_ids` [beam, tokens]
+and `sequence_length` [beam] per request (one beam), so both repositories share the postprocessing.
+They hold the generated tokens only (like TensorRT-LLM's `exclude_input_in_output`), padded with
+`end_id`; `sequence_length` says how many are real.
+
+The model runs on the CPU; $AIXAUDIT_DEVICE=cuda (or cuda:N) puts it on a GPU instead, so the same
+repository measures a GPU without TensorRT-LLM.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from transformers import (
 
 MODEL_DIR_ENV = "AIXAUDIT_CPU_MODEL_DIR"
 THREADS_ENV = "AIXAUDIT_CPU_THREADS"
+DEVICE_ENV = "AIXAUDIT_DEVICE"
 
 Sampling = tuple[float, int, float, int | None] | None  # temperature, top_k, top_p, seed
 
@@ -57,6 +63,19 @@ def word_lists(request: Any, name: str, rows: int) -> list[list[list[int]]]:
         bounds = [0, *(int(end) for end in offsets if end > 0)]
         words.append([ids[start:end].tolist() for start, end in pairwise(bounds)])
     return words
+
+
+def model_device(value: str) -> torch.device:
+    """The device $AIXAUDIT_DEVICE names: "cpu" when unset, or a CUDA device torch can see."""
+    try:
+        device = torch.device(value or "cpu")
+    except RuntimeError as exc:
+        raise pb_utils.TritonModelException(f"{DEVICE_ENV}={value!r} is not a device") from exc
+    if device.type not in ("cpu", "cuda"):
+        raise pb_utils.TritonModelException(f"{DEVICE_ENV} must be cpu or cuda, not {value!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise pb_utils.TritonModelException(f"{DEVICE_ENV}={value!r}, but torch sees no GPU")
+    return device
 
 
 def scalars(request: Any, name: str, rows: int) -> list[Any] | None:
@@ -115,9 +134,11 @@ class TritonPythonModel:
                 f"{MODEL_DIR_ENV} must name the converted model folder "
                 f"(no {folder / 'config.json'})"
             )
+        self.device = model_device(os.environ.get(DEVICE_ENV, ""))
         threads = int(os.environ.get(THREADS_ENV) or 0) or len(os.sched_getaffinity(0))
         torch.set_num_threads(threads)
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        self.model = self.model.to(self.device).eval()
         config = self.model.generation_config
         eos = config.eos_token_id
         eos = eos[0] if isinstance(eos, list) else eos
@@ -129,6 +150,14 @@ class TritonPythonModel:
         self.max_positions = int(
             getattr(self.model.config, "max_position_embeddings", 0) or 1 << 30
         )
+        # The first generate() pays one-off set-up costs (seconds): pay them before ready.
+        with torch.inference_mode():
+            self.model.generate(
+                torch.full((2, 4), self.pad_id, device=self.device),
+                attention_mask=torch.ones((2, 4), dtype=torch.long, device=self.device),
+                max_new_tokens=2,
+                pad_token_id=self.pad_id,
+            )
 
     def execute(self, requests: list[Any]) -> list[Any]:
         rows: list[Row] = []
@@ -223,8 +252,8 @@ class TritonPythonModel:
         )
         with torch.inference_mode():
             output = self.model.generate(
-                input_ids,
-                attention_mask=mask,
+                input_ids.to(self.device),
+                attention_mask=mask.to(self.device),
                 max_new_tokens=max(row.limit for row in rows),
                 pad_token_id=rows[0].pad_id,
                 stopping_criteria=StoppingCriteriaList([stops]),
@@ -244,9 +273,9 @@ class TritonPythonModel:
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(error))
         generated = [outputs[id(row)] for row in rows]
         width = max([1, *(len(tokens) for tokens in generated)])
-        output_ids = np.full((len(rows), width), rows[0].end_id, dtype=np.int32)
+        output_ids = np.full((len(rows), 1, width), rows[0].end_id, dtype=np.int32)
         for index, tokens in enumerate(generated):
-            output_ids[index, : len(tokens)] = tokens
+            output_ids[index, 0, : len(tokens)] = tokens
         lengths = np.array([[len(tokens)] for tokens in generated], dtype=np.int32)
         return pb_utils.InferenceResponse(
             output_tensors=[

@@ -5,10 +5,11 @@ D ms each and I instances, no client can get more than B / D x I completions per
 `execute` sleeps until a deadline measured from the moment the batch arrived (the work it does
 itself is far below D), and answers each prompt with its last `request_output_len` token ids:
 deterministic, different per prompt, cheap, and real code text for post-processing and scoring.
-The tensors are model_repo/cpu/tensorrt_llm's (TensorRT-LLM's names), so the ensemble is unchanged.
+The tensors are model_repo/cpu/tensorrt_llm's (TensorRT-LLM's names and shapes: [beam, tokens] and
+[beam] per request, one beam), so the ensemble is unchanged.
 
-For tests of retries: $AIXAUDIT_FIXED_COST_FAIL_FIRST=N makes the first N requests each instance
-receives fail with UNAVAILABLE, the status a restarting or overloaded server gives.
+For tests of retries: with $AIXAUDIT_FIXED_COST_FAIL_FIRST=N, the first N requests for each prompt
+(counted per instance) fail with UNAVAILABLE, the status of a restarting or overloaded server.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,8 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
         parameters = json.loads(args["model_config"]).get("parameters", {})
         self.delay_s = float(parameters["delay_ms"]["string_value"]) / 1000
-        self.failures_left = int(os.environ.get(FAIL_FIRST_ENV) or 0)
+        self.fail_first = int(os.environ.get(FAIL_FIRST_ENV) or 0)
+        self.seen: Counter[bytes] = Counter()  # requests per prompt, while failing on purpose
 
     def execute(self, requests: list[Any]) -> list[Any]:
         deadline = time.monotonic() + self.delay_s
@@ -43,12 +46,14 @@ class TritonPythonModel:
         return responses
 
     def _response(self, request: Any) -> Any:
-        if self.failures_left > 0:
-            self.failures_left -= 1
-            error = pb_utils.TritonError(
-                f"failing on purpose ({FAIL_FIRST_ENV})", pb_utils.TritonError.UNAVAILABLE
-            )
-            return pb_utils.InferenceResponse(error=error)
+        if self.fail_first:
+            prompt = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy().tobytes()
+            self.seen[prompt] += 1
+            if self.seen[prompt] <= self.fail_first:
+                error = pb_utils.TritonError(
+                    f"failing on purpose ({FAIL_FIRST_ENV})", pb_utils.TritonError.UNAVAILABLE
+                )
+                return pb_utils.InferenceResponse(error=error)
         try:
             return pb_utils.InferenceResponse(output_tensors=self._outputs(request))
         except ValueError as exc:
@@ -70,9 +75,9 @@ class TritonPythonModel:
                 raise ValueError(f"request_output_len must be at least 1, got {limit}")
             answers.append(ids[row, max(0, length - limit) : length])
         width = max(len(answer) for answer in answers)
-        output_ids = np.full((rows, width), end_id, dtype=np.int32)
+        output_ids = np.full((rows, 1, width), end_id, dtype=np.int32)
         for row, answer in enumerate(answers):
-            output_ids[row, : len(answer)] = answer
+            output_ids[row, 0, : len(answer)] = answer
         sequence_length = np.array([[len(answer)] for answer in answers], dtype=np.int32)
         return [
             pb_utils.Tensor("output_ids", output_ids),

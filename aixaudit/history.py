@@ -1,0 +1,126 @@
+"""What a run takes from earlier runs of its repository: results of unchanged files, and the
+comparison of its headline metrics that flags a regression.
+
+Reuse is safe only when nothing that shapes an answer changed, so a run carries a fingerprint of
+the options, the acceptance rule, every metric's version, aixaudit's version and the model's
+identity; an unchanged file (same path and content hash) takes over the results of a previous
+run with the same fingerprint instead of asking the model again. Points are still planned fresh
+(deterministic from seed and content), so a changed file, or a point new to the run cap, is
+asked as usual.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import __version__
+from .audit import AuditOptions, plan_run
+from .scoring import METRICS, AcceptanceRule
+from .sources import Checkout
+from .store import history, queries, reports
+
+# Headline numbers compared between runs, with their direction (True: higher is better).
+HEADLINE = {
+    "acceptance_rate": True,
+    **{
+        name: METRICS[name].higher_is_better
+        for name in ("exact_match", "es_fuzz", "identifier_f1", "parses_after_insert")
+    },
+}
+
+_WRITE_BATCH = 500  # results per add_results call: bounded IN lists on both databases
+
+
+def fingerprint(*, options: AuditOptions, rule: AcceptanceRule, model: str) -> str:
+    """A hash of everything that decides a point's stored result, but the file itself."""
+    identity = {
+        "options": options.model_dump(mode="json"),
+        "rule": rule.to_dict(),
+        "metrics": {name: metric.version for name, metric in sorted(METRICS.items())},
+        "aixaudit": __version__,
+        "model": model,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def plan_tracked_run(
+    session_factory: sessionmaker[Session],
+    *,
+    checkout: Checkout,
+    options: AuditOptions,
+    rule: AcceptanceRule,
+    model: str | None,
+    reuse: bool = False,
+    schedule_id: int | None = None,
+) -> int:
+    """`audit.plan_run`, plus what later runs need: the model and fingerprint (None without a
+    known model: such a run is never reused) and the schedule; with `reuse`, the results of
+    unchanged files are taken over at once. Returns the run id."""
+    run_id = plan_run(session_factory, checkout=checkout, options=options, rule=rule)
+    with session_factory.begin() as session:
+        run = queries.get_run(session, run_id=run_id)
+        run.model = model
+        run.fingerprint = fingerprint(options=options, rule=rule, model=model) if model else None
+        run.schedule_id = schedule_id
+    if reuse:
+        reuse_unchanged(session_factory, run_id=run_id)
+    return run_id
+
+
+def reuse_unchanged(session_factory: sessionmaker[Session], *, run_id: int) -> int:
+    """Copy the results of unchanged files from the latest finished run with the same
+    fingerprint, marked reused; returns how many points got one."""
+    with session_factory.begin() as session:
+        run = queries.get_run(session, run_id=run_id)
+        if run.fingerprint is None:
+            return 0
+        source = history.previous_run(session, run_id=run_id, fingerprint=run.fingerprint)
+        if source is None:
+            return 0
+        results = history.reusable_results(session, run_id=run_id, source_run_id=source.id)
+        for start in range(0, len(results), _WRITE_BATCH):
+            batch = results[start : start + _WRITE_BATCH]
+            queries.add_results(session, results=batch, metrics=METRICS)
+        return len(results)
+
+
+def compare_with_previous(
+    session_factory: sessionmaker[Session], *, run_id: int, threshold: float
+) -> bool | None:
+    """Store each headline metric's change against the previous finished run of the same
+    repository; a move in the worse direction by more than `threshold` (absolute, on the 0-1
+    scale) flags the run as a regression. Returns the flag (None: nothing to compare with)."""
+    with session_factory.begin() as session:
+        baseline = history.previous_run(session, run_id=run_id)
+        if baseline is None:
+            return history.save_comparison(
+                session, run_id=run_id, baseline_run_id=None, deltas=[], threshold=threshold
+            )
+        now = _headline(session, run_id)
+        before = _headline(session, baseline.id)
+        deltas = []
+        for name, higher_is_better in HEADLINE.items():
+            if now.get(name) is None or before.get(name) is None:
+                continue
+            delta = now[name] - before[name]
+            worse_by = -delta if higher_is_better else delta
+            deltas.append(
+                {
+                    "metric": name,
+                    "baseline": before[name],
+                    "value": now[name],
+                    "delta": delta,
+                    "regressed": worse_by > threshold,
+                }
+            )
+        return history.save_comparison(
+            session, run_id=run_id, baseline_run_id=baseline.id, deltas=deltas, threshold=threshold
+        )
+
+
+def _headline(session: Session, run_id: int) -> dict[str, float | None]:
+    totals = reports.run_report(session, run_id=run_id).totals
+    return {"acceptance_rate": totals.acceptance_rate, **totals.metrics}

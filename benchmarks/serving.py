@@ -1,0 +1,256 @@
+"""Completions/s against a ceiling known by construction: a fixed-cost model on the real server.
+
+The bundled tritonserver serves the CPU repository with a `tensorrt_llm` that takes exactly D ms
+per batch of up to B requests on each of I instances (aixaudit.model_repo.render_fixed_cost), so
+no client can get more than B / D x I completions per second. One run measures, on the same
+server, (a) a bare tritonclient asyncio load loop with no audit logic and (b) aixaudit's whole
+pipeline on a real corpus (plan_run, then execute_run: prompts, requests, post-processing,
+scoring, storing in SQLite), and prints each as a ratio to that ceiling (target >= 0.9), the
+latency p50/p95 and the batch sizes the server formed (its statistics API).
+
+    .venv/bin/python benchmarks/serving.py [--delay-ms 50] [--max-batch 8] [--instances 1]
+        [--points 2000] [--corpus DIR] [--max-in-flight N] [--model-dir DIR]
+        [--scoring-processes N]
+
+The corpus defaults to the Python standard library; planning it (not timed) takes ~40 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import sysconfig
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+from sqlalchemy import select
+
+from aixaudit import sources
+from aixaudit.audit import AuditOptions, execute_run, plan_run
+from aixaudit.config import Settings
+from aixaudit.ensemble import ENSEMBLE_NAME
+from aixaudit.inference import Endpoint, TritonCompleter
+from aixaudit.model_repo import render_fixed_cost
+from aixaudit.scoring import AcceptanceRule
+from aixaudit.server import MODEL_DIR_ENV, LocalTriton
+from aixaudit.store.db import make_engine, session_factory, upgrade
+from aixaudit.store.tables import RunStatus, Suggestion
+from aixaudit.tokens import ModelTokenizer
+from aixaudit.weights import ensure_cpu_model
+
+T = TypeVar("T")
+BARE_PROMPT_CHARS = 2500  # about the size of the pipeline's prompts (768 tokens of code)
+MAX_TOKENS = 32  # asked of every request, in both loads
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What the server and this process did while one load ran."""
+
+    seconds: float
+    batches: Counter[int]  # tensorrt_llm executions by batch size
+    server_cpu_s: float  # tritonserver and its Python stubs
+    client_cpu_s: float  # this process and its children
+
+
+@dataclass(frozen=True)
+class Measured:
+    label: str
+    completions: int
+    errors: int
+    latencies_ms: Sequence[float]
+    phase: Phase
+
+    def lines(self, ceiling: float) -> list[str]:
+        phase = self.phase
+        rate = self.completions / phase.seconds
+        p95 = statistics.quantiles(self.latencies_ms, n=20)[18]
+        formed = "  ".join(f"{size}x{count}" for size, count in sorted(phase.batches.items()))
+        mean = sum(s * c for s, c in phase.batches.items()) / max(1, phase.batches.total())
+        per_completion = 1000 / max(1, self.completions)
+        return [
+            f"{self.label}: {self.completions} completions ({self.errors} errors) in "
+            f"{phase.seconds:.1f} s = {rate:.1f}/s, ratio to the ceiling {rate / ceiling:.3f}",
+            f"  latency p50 {statistics.median(self.latencies_ms):.0f} ms, p95 {p95:.0f} ms",
+            f"  batches formed (size x count): {formed}  (mean {mean:.2f})",
+            f"  CPU per completion: server {phase.server_cpu_s * per_completion:.1f} ms, "
+            f"client {phase.client_cpu_s * per_completion:.1f} ms "
+            f"({os.cpu_count()} cores, {os.getloadavg()[0]:.1f} load average)",
+        ]
+
+
+def measure(
+    server: LocalTriton, completer: TritonCompleter, action: Callable[[], T]
+) -> tuple[T, Phase]:
+    """Run `action`, timing it and counting the batches and CPU time it cost."""
+
+    async def batch_sizes() -> Counter[int]:
+        async with completer:
+            return Counter(await completer.batch_sizes("tensorrt_llm"))
+
+    def cpu() -> tuple[float, float]:
+        """(server, client): the server is our child, and so are ended scoring processes."""
+        assert server.pid is not None
+        server_s = cpu_seconds(server.pid)
+        ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return server_s, cpu_seconds(os.getpid()) - server_s + ended.ru_utime + ended.ru_stime
+
+    batches = asyncio.run(batch_sizes())
+    server_cpu, client_cpu = cpu()
+    started = time.perf_counter()
+    result = action()
+    seconds = time.perf_counter() - started
+    server_after, client_after = cpu()
+    return result, Phase(
+        seconds,
+        asyncio.run(batch_sizes()) - batches,
+        server_after - server_cpu,
+        client_after - client_cpu,
+    )
+
+
+async def bare_load(endpoint: Endpoint, prompts: Sequence[bytes], *, in_flight: int) -> list[float]:
+    """A plain tritonclient asyncio loop: `in_flight` coroutines on one channel, latencies in ms."""
+    client = grpcclient.InferenceServerClient(endpoint.address)
+    pending = iter(prompts)
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        for prompt in pending:
+            text = grpcclient.InferInput("text_input", [1, 1], "BYTES")
+            text.set_data_from_numpy(np.array([[prompt]], dtype=np.object_))
+            budget = grpcclient.InferInput("max_tokens", [1, 1], "INT32")
+            budget.set_data_from_numpy(np.array([[MAX_TOKENS]], dtype=np.int32))
+            started = time.perf_counter()
+            await client.infer(ENSEMBLE_NAME, [text, budget])
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+    finally:
+        await client.close()
+    return latencies
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """User + system CPU time of a process and all its descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    family, grew = {root_pid}, True
+    while grew:
+        grown = family | {pid for pid, parent in parents.items() if parent in family}
+        grew, family = grown != family, grown
+    return sum(times.get(pid, 0.0) for pid in family)
+
+
+def corpus_prompts(root: Path, count: int) -> list[bytes]:
+    """`count` slices of the corpus' Python files, as long as the pipeline's prompts."""
+    texts = [
+        path.read_text(encoding="utf-8", errors="ignore")[:BARE_PROMPT_CHARS].encode()
+        for path in sorted(root.rglob("*.py"))[:count]
+    ]
+    texts = [text for text in texts if text.strip()]
+    return [texts[i % len(texts)] for i in range(count)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delay-ms", type=float, default=50.0, help="D: cost of one batch")
+    parser.add_argument("--max-batch", type=int, default=8, help="B: largest batch")
+    parser.add_argument("--instances", type=int, default=1, help="I: model instances")
+    parser.add_argument("--points", type=int, default=2000, help="points audited (and requests)")
+    parser.add_argument("--max-in-flight", type=int, default=None, help="default 3 x B x I")
+    parser.add_argument(
+        "--corpus", type=Path, default=Path(sysconfig.get_paths()["stdlib"]), help="a source tree"
+    )
+    parser.add_argument(
+        "--model-dir", type=Path, default=None, help="a converted model (for its tokenizer)"
+    )
+    parser.add_argument(
+        "--scoring-processes", type=int, default=None, help="0: score in the loop; default 1/core"
+    )
+    args = parser.parse_args()
+    in_flight = args.max_in_flight or 3 * args.max_batch * args.instances
+    ceiling = 1000 * args.max_batch / args.delay_ms * args.instances
+    print(
+        f"fixed cost: D={args.delay_ms:g} ms, B={args.max_batch}, I={args.instances} -> ceiling "
+        f"{ceiling:.1f} completions/s; max in flight {in_flight}; corpus {args.corpus}"
+    )
+
+    model_dir = args.model_dir or ensure_cpu_model(Settings())  # only its tokenizer is used
+    with tempfile.TemporaryDirectory(prefix="aixaudit-bench-") as tmp:
+        work = Path(tmp)
+        url = f"sqlite:///{work / 'bench.db'}"
+        upgrade(url)
+        factory = session_factory(make_engine(url))
+        started = time.perf_counter()
+        options = AuditOptions(max_points=args.points, max_new_tokens=MAX_TOKENS)
+        checkout = sources.checkout(str(args.corpus), ref=None, cache_dir=work / "repos")
+        run_id = plan_run(factory, checkout=checkout, options=options, rule=AcceptanceRule())
+        print(f"planned run {run_id} in {time.perf_counter() - started:.1f} s (not timed)")
+
+        repo = render_fixed_cost(
+            work / "repo",
+            delay_ms=args.delay_ms,
+            max_batch_size=args.max_batch,
+            instances=args.instances,
+        )
+        with LocalTriton(log_dir=work).start(repo, env={MODEL_DIR_ENV: str(model_dir)}) as server:
+            endpoint = Endpoint.parse(server.grpc_url)
+            completer = TritonCompleter(
+                endpoint, model=ENSEMBLE_NAME, max_in_flight=in_flight, timeout_s=60
+            )
+            prompts = corpus_prompts(args.corpus, args.points)
+            latencies, phase = measure(
+                server,
+                completer,
+                lambda: asyncio.run(bare_load(endpoint, prompts, in_flight=in_flight)),
+            )
+            bare = Measured("bare tritonclient loop", len(latencies), 0, latencies, phase)
+
+            counter = ModelTokenizer(model_dir)
+
+            def audit() -> RunStatus:
+                return execute_run(
+                    factory,
+                    run_id=run_id,
+                    completer=completer,
+                    counter=counter,
+                    scoring_processes=args.scoring_processes,
+                )
+
+            status, phase = measure(server, completer, audit)
+            with factory() as session:
+                rows = session.execute(
+                    select(Suggestion.latency_ms, Suggestion.error).where(
+                        Suggestion.run_id == run_id
+                    )
+                ).all()
+            answered = [row.latency_ms for row in rows if row.error is None]
+            label = f"aixaudit pipeline (run {status.value})"
+            pipeline = Measured(label, len(answered), len(rows) - len(answered), answered, phase)
+    for measured in (bare, pipeline):
+        print("\n".join(measured.lines(ceiling)))
+
+
+if __name__ == "__main__":
+    main()

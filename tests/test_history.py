@@ -1,0 +1,209 @@
+"""Reuse of unchanged files' results and the regression check, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from aixaudit import audit, history, sources
+from aixaudit.scoring import METRICS, AcceptanceRule
+from aixaudit.store import history as stored
+from aixaudit.store import queries
+from aixaudit.store.db import session_factory
+from aixaudit.store.tables import File, Point, Run, Score, Suggestion
+
+OPTIONS = audit.AuditOptions(profile="l2r", per_file=2, max_points=10)
+RULE = AcceptanceRule()
+MODEL = "ensemble@grpc://triton:8001"
+
+FUNCTIONS = """\
+def add(a, b):
+    total = a + b
+    return total
+
+
+def scale(values, factor):
+    if factor == 0:
+        return []
+    return [value * factor for value in values]
+"""
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "a.py").write_text(FUNCTIONS)
+    (root / "b.py").write_text(FUNCTIONS.replace("add", "plus").replace("scale", "times"))
+    return root
+
+
+def plan(sessions: sessionmaker[Session], repo: Path, **extra: object) -> int:
+    checkout = sources.checkout(str(repo), ref=None, cache_dir=repo.parent / "cache")
+    return history.plan_tracked_run(
+        sessions, checkout=checkout, options=OPTIONS, rule=RULE, **{"model": MODEL, **extra}
+    )
+
+
+def answer(
+    sessions: sessionmaker[Session], run_id: int, value: float, *, skip: int | None = None
+) -> None:
+    """Store a result with every metric at `value` for each pending point (but `skip`), then
+    finish the run."""
+    with sessions.begin() as session:
+        pending = [p for p in queries.pending_points(session, run_id=run_id) if p.id != skip]
+        results = [
+            {
+                "point_id": point.id,
+                "run_id": run_id,
+                "raw_text": f"answer {point.id}",
+                "text": f"answer {point.id}",
+                "accepted": value >= 0.8,
+                "scores": dict.fromkeys(METRICS, value),
+            }
+            for point in pending
+        ]
+        queries.add_results(session, results=results, metrics=METRICS)
+    audit.finish_run(sessions, run_id=run_id)
+
+
+def keys_reused(sessions: sessionmaker[Session], run_id: int) -> dict[str, bool]:
+    with sessions() as session:
+        rows = session.execute(
+            select(Point.key, Suggestion.reused)
+            .join(Suggestion, Suggestion.point_id == Point.id)
+            .where(Point.run_id == run_id)
+        )
+        return dict(rows.all())
+
+
+def test_fingerprint_changes_with_what_shapes_an_answer() -> None:
+    base = history.fingerprint(options=OPTIONS, rule=RULE, model=MODEL)
+    assert base == history.fingerprint(options=OPTIONS, rule=RULE, model=MODEL)
+    others = {
+        history.fingerprint(options=OPTIONS.model_copy(update={"seed": 1}), rule=RULE, model=MODEL),
+        history.fingerprint(options=OPTIONS, rule=AcceptanceRule(threshold=0.5), model=MODEL),
+        history.fingerprint(options=OPTIONS, rule=RULE, model="ensemble@grpc://other:8001"),
+    }
+    assert base not in others and len(others) == 3
+
+
+def test_unchanged_files_reuse_results_and_changed_files_get_fresh_points(
+    sessions: sessionmaker[Session], repo: Path
+) -> None:
+    first = plan(sessions, repo)
+    answer(sessions, first, 0.9)
+    first_points = keys_reused(sessions, first)
+    assert first_points and not any(first_points.values())
+
+    second = plan(sessions, repo, reuse=True)
+    with sessions() as session:
+        assert queries.pending_points(session, run_id=second) == []  # nothing left to ask
+        copied = session.execute(
+            select(Suggestion.text, func.count(Score.metric_name))
+            .join(Score, Score.suggestion_id == Suggestion.id)
+            .where(Suggestion.run_id == second)
+            .group_by(Suggestion.id, Suggestion.text)
+        ).all()
+    assert keys_reused(sessions, second) == dict.fromkeys(first_points, True)
+    assert {count for _, count in copied} == {len(METRICS)}
+    with sessions() as session:
+        first_texts = set(
+            session.scalars(select(Suggestion.text).where(Suggestion.run_id == first))
+        )
+    assert {text for text, _ in copied} == first_texts
+    answer(sessions, second, 0.0)  # finishes it: no pending point
+
+    (repo / "b.py").write_text(FUNCTIONS.replace("add", "sum_of"))  # same length, new content
+    third = plan(sessions, repo, reuse=True)
+    reused = keys_reused(sessions, third)
+    with sessions() as session:
+        pending = {p.path for p in queries.pending_points(session, run_id=third)}
+    assert pending == {"b.py"}
+    assert reused and all(key.startswith("a.py:") for key in reused)
+    assert all(reused.values())
+
+
+def test_no_reuse_across_fingerprints_or_from_failed_requests(
+    sessions: sessionmaker[Session], repo: Path
+) -> None:
+    first = plan(sessions, repo)
+    with sessions.begin() as session:
+        [failed, *rest] = queries.pending_points(session, run_id=first)
+        queries.add_results(
+            session,
+            results=[{"point_id": failed.id, "run_id": first, "error": "timed out"}],
+            metrics=METRICS,
+        )
+    answer(sessions, first, 0.9, skip=failed.id)  # the others; the run is partial
+
+    again = plan(sessions, repo, reuse=True)
+    with sessions() as session:
+        still = [p.id for p in queries.pending_points(session, run_id=again)]
+        original = session.scalar(select(Point.key).where(Point.id == failed.id))
+        assert len(still) == 1
+        assert session.scalar(select(Point.key).where(Point.id == still[0])) == original
+    assert len(keys_reused(sessions, again)) == len(rest)
+
+    other_model = plan(sessions, repo, reuse=True, model="ensemble@grpc://new-engine:8001")
+    unknown_model = plan(sessions, repo, reuse=True, model=None)
+    assert keys_reused(sessions, other_model) == {}
+    assert keys_reused(sessions, unknown_model) == {}
+    with sessions() as session:
+        assert session.get(Run, unknown_model).fingerprint is None
+
+
+def test_comparison_flags_a_drop_beyond_the_threshold(
+    sessions: sessionmaker[Session], repo: Path
+) -> None:
+    first = plan(sessions, repo)
+    answer(sessions, first, 0.9)
+    assert history.compare_with_previous(sessions, run_id=first, threshold=0.05) is None
+
+    second = plan(sessions, repo)
+    answer(sessions, second, 0.7)
+    assert history.compare_with_previous(sessions, run_id=second, threshold=0.05) is True
+    with sessions() as session:
+        deltas = {d.metric: d for d in stored.run_deltas(session, run_id=second)}
+        run = session.get(Run, second)
+        assert (run.baseline_run_id, run.regression_threshold) == (first, 0.05)
+    assert set(deltas) == set(history.HEADLINE)
+    # accepted when es_fuzz >= 0.8: all of the first run's points, none of the second's
+    assert (deltas["acceptance_rate"].baseline, deltas["acceptance_rate"].value) == (1.0, 0.0)
+    assert deltas["es_fuzz"].delta == pytest.approx(-0.2)
+    assert all(d.regressed for d in deltas.values())
+
+    # A larger threshold, asked again: the deltas are replaced, not added.
+    assert history.compare_with_previous(sessions, run_id=second, threshold=0.5) is True
+    assert history.compare_with_previous(sessions, run_id=second, threshold=1.0) is False
+    with sessions() as session:
+        assert len(stored.run_deltas(session, run_id=second)) == len(history.HEADLINE)
+
+
+def test_the_baseline_is_the_latest_finished_run_of_the_same_repository(
+    sessions: sessionmaker[Session], repo: Path, tmp_path: Path
+) -> None:
+    first = plan(sessions, repo)
+    answer(sessions, first, 0.9)
+    unfinished = plan(sessions, repo)  # never answered: not a baseline
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "c.py").write_text(FUNCTIONS)
+    other_repo = plan(sessions, elsewhere)
+    answer(sessions, other_repo, 0.1)
+    latest = plan(sessions, repo)
+    answer(sessions, latest, 0.9)
+    with sessions() as session:
+        assert stored.previous_run(session, run_id=latest).id == first
+        assert stored.previous_run(session, run_id=unfinished).id == first
+        assert stored.previous_run(session, run_id=first) is None
+        assert session.scalar(select(func.count(File.id)).where(File.run_id == latest)) == 2
+    assert history.compare_with_previous(sessions, run_id=latest, threshold=0.05) is False

@@ -1,0 +1,198 @@
+"""Thin tasks over aixaudit's audit steps; each takes ids and re-reads what it needs.
+
+    plan_audit (or the CLI plans, then dispatch_run)
+      └─> dispatch: chord( complete_chunk(run, 16 point ids) x N ) ──> finalize_run
+                                  (fail_run when a chunk fails for good)
+
+A chunk answers its points with `audit.complete_points`, many requests in flight from one
+asyncio loop. Every write is idempotent per point, so redelivered, retried or resumed chunks
+never duplicate a result, and `finalize_run` decides the status from what is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from celery import chord
+from celery.utils.log import get_task_logger
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from aixaudit import audit, history, sources
+from aixaudit.errors import ServerError, SourceError
+from aixaudit.scoring import AcceptanceRule
+from aixaudit.store import control, queries, schedules
+from aixaudit.store.tables import RunStatus
+from workers import context
+from workers.celery import app
+from workers.settings import get_worker_settings
+
+logger = get_task_logger(__name__)
+
+# Worth another try later: the database or the Triton server is away for a while.
+TRANSIENT = (DBAPIError, ServerError)
+RETRY: dict[str, Any] = {
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 6,
+}
+
+
+def dispatch(session_factory: sessionmaker[Session], *, run_id: int) -> int:
+    """Enqueue the run's points that have no usable result, in chunks, with `finalize_run`
+    after the last one; returns how many points were enqueued. A cancelled run, or a finished
+    one with nothing to answer, is left as it is (`control.reopen_run` reopens a run)."""
+    with session_factory() as session:
+        status = RunStatus(queries.get_run(session, run_id=run_id).status)
+        if status is RunStatus.CANCELLED:
+            return 0
+        ids = [point.id for point in queries.pending_points(session, run_id=run_id)]
+    if not ids and status.is_final:
+        return 0
+    audit.start_run(session_factory, run_id=run_id)
+    size = get_worker_settings().chunk_size
+    final = finalize_run.si(run_id)
+    if ids:
+        chunks = [complete_chunk.si(run_id, ids[i : i + size]) for i in range(0, len(ids), size)]
+        chord(chunks)(final.on_error(fail_run.s(run_id=run_id)))
+    else:
+        final.apply_async()
+    return len(ids)
+
+
+@app.task(autoretry_for=TRANSIENT, **RETRY)
+def dispatch_run(run_id: int) -> int:
+    """`dispatch` on a worker: what the CLI and the API send after planning or to resume (the
+    chord is built where no caller waits for its results)."""
+    return dispatch(context.sessions(), run_id=run_id)
+
+
+@app.task(autoretry_for=(*TRANSIENT, SourceError), **RETRY | {"max_retries": 3})
+def plan_audit(
+    location: str,
+    ref: str | None,
+    options: dict[str, Any],
+    rule: dict[str, Any],
+    *,
+    reuse: bool = False,
+    schedule_id: int | None = None,
+) -> int:
+    """Check out and scan the repository, store the run's points (reusing the results of
+    unchanged files when asked) and enqueue the rest; returns the run id."""
+    settings = get_worker_settings()
+    sessions = context.sessions()
+    with _checkout_lock(settings.repos_dir, location):
+        checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
+        run_id = history.plan_tracked_run(
+            sessions,
+            checkout=checkout,
+            options=audit.AuditOptions.model_validate(options),
+            rule=AcceptanceRule.from_dict(rule),
+            model=settings.model,
+            reuse=reuse,
+            schedule_id=schedule_id,
+        )
+    queued = dispatch(sessions, run_id=run_id)
+    logger.info("run %s planned from %s: %s points to answer", run_id, checkout.origin, queued)
+    return run_id
+
+
+@contextmanager
+def _checkout_lock(cache_dir: Path, location: str) -> Iterator[None]:
+    """One checkout and scan of a location at a time per machine: two worker processes must
+    not fetch into, or scan, the same cached clone at once."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(location.encode()).hexdigest()[:16]
+    with (cache_dir / f".{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@app.task(autoretry_for=TRANSIENT, **RETRY)
+def complete_chunk(run_id: int, point_ids: list[int]) -> int:
+    """Answer the given points of a run (those still without a result); returns how many were
+    answered. Skips the chunk when the run was cancelled."""
+    sessions = context.sessions()
+    with sessions() as session:
+        if control.is_cancelled(session, run_id=run_id):
+            logger.info("run %s is cancelled: %s points skipped", run_id, len(point_ids))
+            return 0
+    return asyncio.run(_answer(sessions, run_id, point_ids))
+
+
+async def _answer(sessions: sessionmaker[Session], run_id: int, point_ids: list[int]) -> int:
+    async with context.completer() as completer:
+        await completer.check()  # a server that is down retries the chunk, not each point
+        return await audit.complete_points(
+            sessions,
+            run_id=run_id,
+            completer=completer,
+            counter=context.model_access().counter,
+            point_ids=point_ids,
+        )
+
+
+@app.task(autoretry_for=TRANSIENT, **RETRY)
+def finalize_run(run_id: int) -> str:
+    """The run's final status from what is stored, then the comparison with the previous run
+    of the repository. Points still without a result belong to chunks of a later dispatch (a
+    resume): that dispatch finalizes."""
+    sessions = context.sessions()
+    with sessions() as session:
+        progress = control.run_progress(session, run_id=run_id)
+    if progress.answered < progress.points_total and progress.status != RunStatus.CANCELLED:
+        logger.info("run %s: %s points still in flight", run_id, progress.points_total)
+        return progress.status
+    return _finish(sessions, run_id=run_id, error=None)
+
+
+@app.task
+def fail_run(request: Any, exc: BaseException, traceback: Any, *, run_id: int) -> str:
+    """Chord error callback: a chunk failed for good (its retries are spent)."""
+    logger.error("run %s: a chunk failed: %r", run_id, exc)
+    return _finish(context.sessions(), run_id=run_id, error=f"a chunk of points failed: {exc}")
+
+
+def _finish(sessions: sessionmaker[Session], *, run_id: int, error: str | None) -> str:
+    status = audit.finish_run(sessions, run_id=run_id, error=error)
+    if status in (RunStatus.DONE, RunStatus.PARTIAL):
+        threshold = get_worker_settings().regression_threshold
+        regression = history.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
+        logger.info("run %s %s; regression: %s", run_id, status.value, regression)
+    return status.value
+
+
+@app.task(autoretry_for=TRANSIENT, **RETRY)
+def start_due_schedules(now: str | None = None) -> list[int]:
+    """Beat calls this every minute: start the nightly audit of each schedule due at `now`
+    (ISO 8601; default: the current UTC time). Returns the started schedules' ids."""
+    moment = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    with context.sessions().begin() as session:
+        # Enqueued inside the claiming transaction: if the broker refuses, nothing is claimed
+        # and the next check tries again.
+        due = schedules.claim_due(session, now=moment)
+        for schedule_id in due:
+            start_schedule(session, schedule_id=schedule_id)
+    return due
+
+
+def start_schedule(session: Session, *, schedule_id: int) -> str:
+    """Enqueue the incremental audit of one schedule now; returns the planning task's id."""
+    schedule = schedules.get_schedule(session, schedule_id=schedule_id)
+    result = plan_audit.apply_async(
+        (schedule.origin, schedule.ref, schedule.options, schedule.acceptance_rule),
+        {"reuse": True, "schedule_id": schedule.id},
+        ignore_result=True,  # the run is found by its schedule; nobody waits here
+    )
+    return str(result.id)
