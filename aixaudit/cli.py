@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from rich.console import Console
@@ -25,9 +25,6 @@ from .prompts import PROFILES
 from .scoring import METRICS, AcceptanceRule
 from .store import control, db, queries, reports, schedules
 from .store.tables import RunStatus, utcnow
-
-if TYPE_CHECKING:
-    from workers.settings import WorkerSettings
 
 # The metrics shown in the report table (all of them are in --json), by column title.
 HEADLINE = {
@@ -244,10 +241,8 @@ def runs_command(limit: int, as_json: bool) -> None:
 POLL_S = 0.5  # how often `status` and `--wait` read a run's progress
 
 
-def _worker_sessions() -> tuple[WorkerSettings, sessionmaker[Session]]:
-    from workers.settings import get_worker_settings
-
-    settings = get_worker_settings()
+def _worker_sessions() -> tuple[Settings, sessionmaker[Session]]:
+    settings = get_settings()
     return settings, _sessions(settings)
 
 

@@ -35,9 +35,31 @@ class Settings(BaseSettings):
     cpu_model_dir: Path | None = None  # None: data_dir / "models" / cpu_model
     tokenizer_dir: Path | None = None  # the production model's tokenizer, for token budgets
 
-    # Jobs.
+    # Distributed audits (workers/): Celery on Redis.
     broker_url: str = "redis://127.0.0.1:6379/0"
     result_backend: str = "redis://127.0.0.1:6379/1"
+    chunk_size: int = Field(16, ge=1, le=256)  # points per task: few tasks, little redone on a loss
+    task_time_limit_s: int = Field(3600, ge=10)  # a task running longer is killed
+    # Prefix of every Redis key (queues, results, chords): deployments and test sessions that
+    # share one Redis stay apart.
+    celery_key_prefix: str = ""
+    regression_threshold: float = Field(0.05, ge=0)  # a headline metric's drop that flags a run
+    schedule_check_s: float = Field(60.0, gt=0)  # how often beat looks for due nightly audits
+    # What the served model is, e.g. its engine build; results are reused only under the same
+    # identity. Default: the model name at the Triton URL.
+    model_identity: str | None = None
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """How long Redis waits for an unacknowledged task before it hands it out again: longer
+        than any task may run, or a slow task would run twice at once."""
+        return 2 * self.task_time_limit_s
+
+    @property
+    def model(self) -> str | None:
+        if self.model_identity:
+            return self.model_identity
+        return f"{self.triton_model}@{self.triton_url}" if self.triton_url else None
 
     @property
     def sqlite_url(self) -> str:

@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=8, help="B: largest batch")
     parser.add_argument("--instances", type=int, default=1, help="I: model instances")
     parser.add_argument("--points", type=int, default=2000, help="points audited (and requests)")
-    parser.add_argument("--max-in-flight", type=int, default=None, help="default 3 x B x I")
+    parser.add_argument("--max-in-flight", type=int, default=None, help="default 4 x B x I")
     parser.add_argument(
         "--corpus", type=Path, default=Path(sysconfig.get_paths()["stdlib"]), help="a source tree"
     )
@@ -189,7 +189,9 @@ def main() -> None:
         "--scoring-processes", type=int, default=None, help="0: score in the loop; default 1/core"
     )
     args = parser.parse_args()
-    in_flight = args.max_in_flight or 3 * args.max_batch * args.instances
+    # One batch executing and three waiting: the batcher finds a full batch even when a loaded
+    # client is slow to turn answers into new requests.
+    in_flight = args.max_in_flight or 4 * args.max_batch * args.instances
     ceiling = 1000 * args.max_batch / args.delay_ms * args.instances
     print(
         f"fixed cost: D={args.delay_ms:g} ms, B={args.max_batch}, I={args.instances} -> ceiling "

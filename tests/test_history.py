@@ -207,3 +207,19 @@ def test_the_baseline_is_the_latest_finished_run_of_the_same_repository(
         assert stored.previous_run(session, run_id=first) is None
         assert session.scalar(select(func.count(File.id)).where(File.run_id == latest)) == 2
     assert history.compare_with_previous(sessions, run_id=latest, threshold=0.05) is False
+
+
+def test_points_keep_long_node_types(sessions: sessionmaker[Session], repo: Path) -> None:
+    """A run of statements joins its node types; real repositories have runs longer than 64
+    characters, which PostgreSQL refused before migration 0002."""
+    run_id = plan(sessions, repo)
+    node_type = "+".join(["expression_statement"] * 6)
+    with sessions.begin() as session:
+        file_id = session.scalar(select(File.id).where(File.run_id == run_id).limit(1))
+        row = {
+            "file_id": file_id, "key": "long", "kind": "statements", "node_type": node_type,
+            "start_byte": 0, "end_byte": 1, "start_line": 1, "end_line": 1, "original": "x",
+        }  # fmt: skip
+        [point_id] = queries.add_points(session, run_id=run_id, points=[row]).values()
+    with sessions() as session:
+        assert session.get(Point, point_id).node_type == node_type

@@ -16,13 +16,13 @@ from celery import Celery
 from celery.beat import PersistentScheduler
 from kombu import Queue
 
-from workers.settings import WorkerSettings, get_worker_settings
+from aixaudit.config import Settings, get_settings
 
 CONTROL_QUEUE = "aixaudit"  # planning, finishing runs, nightly checks: short tasks
 POINTS_QUEUE = "aixaudit.points"  # chunks of points: the long tasks
 
 
-def make_app(settings: WorkerSettings) -> Celery:
+def make_app(settings: Settings) -> Celery:
     app = Celery("aixaudit", include=["workers.tasks"])
     prefix = {"global_keyprefix": settings.celery_key_prefix} if settings.celery_key_prefix else {}
     app.conf.update(
@@ -65,4 +65,4 @@ class Scheduler(PersistentScheduler):
         super().setup_schedule()
 
 
-app = make_app(get_worker_settings())
+app = make_app(get_settings())

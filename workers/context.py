@@ -11,12 +11,12 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from aixaudit.config import get_settings
 from aixaudit.errors import ConfigError
 from aixaudit.inference import Endpoint, TritonCompleter
 from aixaudit.serving import ModelAccess
 from aixaudit.store import db
 from aixaudit.tokens import TokenCounter, load_token_counter
-from workers.settings import get_worker_settings
 
 
 def sessions() -> sessionmaker[Session]:
@@ -26,14 +26,14 @@ def sessions() -> sessionmaker[Session]:
 @lru_cache(maxsize=1)
 def _sessions(pid: int) -> sessionmaker[Session]:
     # Keyed by the process id: a forked child gets an engine of its own.
-    return db.session_factory(db.make_engine(get_worker_settings().db_url))
+    return db.session_factory(db.make_engine(get_settings().db_url))
 
 
 @lru_cache(maxsize=1)
 def model_access() -> ModelAccess:
     """The configured Triton server: workers never start one of their own (one per worker
     process would hold a model each)."""
-    settings = get_worker_settings()
+    settings = get_settings()
     if not settings.triton_url:
         raise ConfigError("Workers need a Triton server: set AIXAUDIT_TRITON_URL.")
     endpoint = Endpoint.parse(settings.triton_url, default_protocol=settings.triton_protocol)
@@ -43,4 +43,4 @@ def model_access() -> ModelAccess:
 
 def completer() -> TritonCompleter:
     """A new completer per task: its channel belongs to the task's event loop."""
-    return model_access().completer(get_worker_settings())
+    return model_access().completer(get_settings())

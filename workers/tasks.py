@@ -26,13 +26,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit import audit, history, sources
+from aixaudit.config import get_settings
 from aixaudit.errors import ServerError, SourceError
 from aixaudit.scoring import AcceptanceRule
 from aixaudit.store import control, queries, schedules
 from aixaudit.store.tables import RunStatus
 from workers import context
 from workers.celery import app
-from workers.settings import get_worker_settings
 
 logger = get_task_logger(__name__)
 
@@ -58,7 +58,7 @@ def dispatch(session_factory: sessionmaker[Session], *, run_id: int) -> int:
     if not ids and status.is_final:
         return 0
     audit.start_run(session_factory, run_id=run_id)
-    size = get_worker_settings().chunk_size
+    size = get_settings().chunk_size
     final = finalize_run.si(run_id)
     if ids:
         chunks = [complete_chunk.si(run_id, ids[i : i + size]) for i in range(0, len(ids), size)]
@@ -87,7 +87,7 @@ def plan_audit(
 ) -> int:
     """Check out and scan the repository, store the run's points (reusing the results of
     unchanged files when asked) and enqueue the rest; returns the run id."""
-    settings = get_worker_settings()
+    settings = get_settings()
     sessions = context.sessions()
     with _checkout_lock(settings.repos_dir, location):
         checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
@@ -167,7 +167,7 @@ def fail_run(request: Any, exc: BaseException, traceback: Any, *, run_id: int) -
 def _finish(sessions: sessionmaker[Session], *, run_id: int, error: str | None) -> str:
     status = audit.finish_run(sessions, run_id=run_id, error=error)
     if status in (RunStatus.DONE, RunStatus.PARTIAL):
-        threshold = get_worker_settings().regression_threshold
+        threshold = get_settings().regression_threshold
         regression = history.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
         logger.info("run %s %s; regression: %s", run_id, status.value, regression)
     return status.value

@@ -203,7 +203,7 @@ class Point(Base):
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
     key: Mapped[str]
     kind: Mapped[str] = mapped_column(String(32))
-    node_type: Mapped[str] = mapped_column(String(64))
+    node_type: Mapped[str]  # unbounded: a run of statements joins its node types with '+'
     start_byte: Mapped[int] = mapped_column(Integer)
     end_byte: Mapped[int] = mapped_column(Integer)
     start_line: Mapped[int] = mapped_column(Integer)

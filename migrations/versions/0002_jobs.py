@@ -1,4 +1,5 @@
-"""Jobs: nightly schedules, reused suggestions, run fingerprints and regression deltas.
+"""Jobs: nightly schedules, reused suggestions, run fingerprints and regression deltas; and
+points.node_type unbounded (a run of statements joins its node types: 64 chars were too few).
 
 Revision ID: 0002
 Revises: 0001
@@ -73,9 +74,13 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("reused", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
+    with op.batch_alter_table("points") as batch:
+        batch.alter_column("node_type", type_=sa.Text(), existing_type=sa.String(length=64))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("points") as batch:
+        batch.alter_column("node_type", type_=sa.String(length=64), existing_type=sa.Text())
     with op.batch_alter_table("suggestions") as batch:
         batch.drop_column("reused")
     op.drop_table("run_deltas")
