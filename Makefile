@@ -32,3 +32,5 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/extract.py
+	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/workers.py

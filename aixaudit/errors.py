@@ -6,7 +6,8 @@ AixauditError
 ├── ServerError          the Triton server or model is not usable
 │   └── ServerStartError the bundled tritonserver did not come up
 ├── ModelWeightsError    the CPU model's weights are missing or broken
-└── RunNotFound          a run id that is not in the database
+├── RunNotFound          a run id that is not in the database
+└── RepositoryNotFound   a repository id that is not in the database
 """
 
 from __future__ import annotations
@@ -38,3 +39,7 @@ class ModelWeightsError(AixauditError):
 
 class RunNotFound(AixauditError):
     """No run with that id."""
+
+
+class RepositoryNotFound(AixauditError):
+    """No repository with that id."""

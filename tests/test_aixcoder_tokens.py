@@ -288,5 +288,28 @@ def test_sentinels_the_tokenizer_lacks_are_a_clear_error(
     }
     (response,) = pre.execute([request])
     assert "'▁<AIX-SPAN-PRE>', a token this tokenizer lacks" in response.error
+    # Plain text that merely spells those tokens is ordinary text, on any tokenizer.
+    plain = {**request, "QUERY": np.array([[f"x = '<s>{PRE}'".encode()]], dtype=np.object_)}
+    (response,) = pre.execute([plain])
+    assert response.error is None
+
+
+def test_only_the_prompt_frame_is_special_not_the_code_inside_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     fim_ids = load_model("preprocessing", monkeypatch).fim_ids
-    assert fim_ids(f"<s>{PRE}x", encode=lambda text: [9], ids={"<s>": 1, PRE: 3}) == [1, 3, 9]
+    ids = {"<s>": 1, PRE: 3, POST: 4, MIDDLE: 5}
+
+    def encode(text: str) -> list[int]:  # one id per character, far above the special ids
+        return [ord(char) + 100 for char in text]
+
+    lt, s, gt = 160, 215, 162  # "<", "s", ">" as encode spells them
+    # PSM whose prefix holds "<s>" (a file about prompts): the frame is special, the code is not.
+    psm = f"<s>{PRE}a<s>{POST}b{MIDDLE}"
+    assert fim_ids(psm, encode=encode, ids=ids) == [1, 3, 197, lt, s, gt, 4, 198, 5]
+    # SPM whose suffix spells a sentinel after the real one: the first MIDDLE ends the suffix.
+    spm = f"<s>{PRE}{POST}b<s>{MIDDLE}c{MIDDLE}"
+    expected = [1, 3, 4, 198, lt, s, gt, 5, *encode(f"c{MIDDLE}")]
+    assert fim_ids(spm, encode=encode, ids=ids) == expected
+    with pytest.raises(ValueError, match="lacks"):
+        fim_ids(f"<s>{PRE}only a prefix", encode=encode, ids=ids)

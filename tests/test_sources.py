@@ -11,16 +11,20 @@ from aixaudit.errors import SourceError
 from aixaudit.sources import SkipReason, SourceFile, checkout, is_git_url, read_text, scan
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.invalid",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
 }
 
 
 def git(*args: str, cwd: Path) -> str:
     env = {**os.environ, **GIT_ENV}
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          check=True)
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
     return proc.stdout.strip()
 
 
@@ -105,8 +109,9 @@ def test_audited_file_metadata_and_read_text(repo: Path) -> None:
     files = by_path(scan(repo))
     main = files["main.py"]
     content = b"def f():\n    return 1\n"
-    assert main == SourceFile("main.py", "python", len(content),
-                              hashlib.sha256(content).hexdigest(), None, None)
+    assert main == SourceFile(
+        "main.py", "python", len(content), hashlib.sha256(content).hexdigest(), None, None
+    )
     assert files["alias.py"].sha256 == main.sha256
     assert files["pkg/ok.rs"].language == "rust"
     assert read_text(repo, main) == content.decode()
@@ -132,10 +137,18 @@ def test_scan_missing_root_is_a_source_error(tmp_path: Path) -> None:
         scan(tmp_path / "nope")
 
 
-@pytest.mark.parametrize(("location", "url"), [
-    ("https://github.com/o/r", True), ("ssh://git@host/r.git", True), ("git@host:o/r.git", True),
-    ("file:///srv/r", True), ("/srv/r.git", True), ("/srv/r", False), ("./src", False),
-])
+@pytest.mark.parametrize(
+    ("location", "url"),
+    [
+        ("https://github.com/o/r", True),
+        ("ssh://git@host/r.git", True),
+        ("git@host:o/r.git", True),
+        ("file:///srv/r", True),
+        ("/srv/r.git", True),
+        ("/srv/r", False),
+        ("./src", False),
+    ],
+)
 def test_is_git_url(location: str, url: bool) -> None:
     assert is_git_url(location) is url
 
@@ -160,8 +173,13 @@ def upstream(tmp_path: Path) -> dict[str, str]:
     git("commit", "--quiet", "-m", "three", cwd=work)
     third = git("rev-parse", "HEAD", cwd=work)
     git("checkout", "--quiet", "main", cwd=work)
-    return {"url": f"file://{work}", "first": first, "second": second, "third": third,
-            "path": str(work)}
+    return {
+        "url": f"file://{work}",
+        "first": first,
+        "second": second,
+        "third": third,
+        "path": str(work),
+    }
 
 
 def test_checkout_branch_tag_and_sha(upstream: dict[str, str], tmp_path: Path) -> None:
@@ -210,11 +228,17 @@ def test_checkout_local_directory_as_is(upstream: dict[str, str], tmp_path: Path
 def test_checkout_errors_name_location_and_ref(upstream: dict[str, str], tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     bad = f"file://{tmp_path}/missing.git"
-    with pytest.raises(SourceError, match=rf"Cannot check out main of {bad}: fatal: .*"
-                                          "does not appear to be a git repository"):
+    with pytest.raises(
+        SourceError,
+        match=rf"Cannot check out main of {bad}: fatal: .*"
+        "does not appear to be a git repository",
+    ):
         checkout(bad, ref="main", cache_dir=cache)
-    with pytest.raises(SourceError, match=rf"Cannot check out nope of {upstream['url']}: "
-                                          "fatal: Remote branch nope not found"):
+    with pytest.raises(
+        SourceError,
+        match=rf"Cannot check out nope of {upstream['url']}: "
+        "fatal: Remote branch nope not found",
+    ):
         checkout(upstream["url"], ref="nope", cache_dir=cache)
     with pytest.raises(SourceError, match="not a valid git ref"):
         checkout(upstream["url"], ref="--upload-pack=touch", cache_dir=cache)

@@ -161,8 +161,13 @@ def test_bulk_writes_return_the_new_ids(session: Session) -> None:
         run_id=run_id,
         files=[
             {"path": "a.py", "language": "python", "size": 10, "sha256": "0" * 64},
-            {"path": "big.js", "language": "javascript", "size": 5_000_000_000,
-             "skip_reason": Reason.MINIFIED, "detail": "line of 20000 chars"},
+            {
+                "path": "big.js",
+                "language": "javascript",
+                "size": 5_000_000_000,
+                "skip_reason": Reason.MINIFIED,
+                "detail": "line of 20000 chars",
+            },
         ],
     )
     second = queries.add_files(session, run_id=run_id, files=[{"path": "b.go", "size": 3}])
@@ -211,16 +216,44 @@ def seed_report(session: Session) -> int:
         session,
         metrics=METRICS,
         results=[
-            result(run_id, points["p1"], accepted=True, latency_ms=100.0,
-                   lines_suggested=3, lines_accepted=3, chars_suggested=30, chars_accepted=30,
-                   scores={"es": 1.0, "em": 1.0}),
-            result(run_id, points["p2"], accepted=True, latency_ms=200.0,
-                   lines_suggested=1, lines_accepted=1, chars_suggested=10, chars_accepted=10,
-                   scores={"es": 0.75, "em": 0.0}),
-            result(run_id, points["p3"], accepted=False, latency_ms=300.0,
-                   lines_suggested=2, chars_suggested=20, scores={"es": 0.25, "em": 0.0}),
-            {"run_id": run_id, "point_id": points["p4"], "error": "timed out", "attempts": 4,
-             "latency_ms": 9000.0},
+            result(
+                run_id,
+                points["p1"],
+                accepted=True,
+                latency_ms=100.0,
+                lines_suggested=3,
+                lines_accepted=3,
+                chars_suggested=30,
+                chars_accepted=30,
+                scores={"es": 1.0, "em": 1.0},
+            ),
+            result(
+                run_id,
+                points["p2"],
+                accepted=True,
+                latency_ms=200.0,
+                lines_suggested=1,
+                lines_accepted=1,
+                chars_suggested=10,
+                chars_accepted=10,
+                scores={"es": 0.75, "em": 0.0},
+            ),
+            result(
+                run_id,
+                points["p3"],
+                accepted=False,
+                latency_ms=300.0,
+                lines_suggested=2,
+                chars_suggested=20,
+                scores={"es": 0.25, "em": 0.0},
+            ),
+            {
+                "run_id": run_id,
+                "point_id": points["p4"],
+                "error": "timed out",
+                "attempts": 4,
+                "latency_ms": 9000.0,
+            },
         ],
     )
     return run_id
@@ -243,7 +276,11 @@ def test_report_numbers(session: Session) -> None:
 
     totals = report.totals
     assert (totals.key, totals.points, totals.suggestions, totals.errors, totals.accepted) == (
-        "all", 5, 3, 1, 2,
+        "all",
+        5,
+        3,
+        1,
+        2,
     )
     assert totals.acceptance_rate == pytest.approx(2 / 3)
     assert (totals.lines_suggested, totals.lines_accepted) == (6, 4)
@@ -263,7 +300,10 @@ def test_report_numbers(session: Session) -> None:
 
     call, condition, body, statement = report.by_kind
     assert [call.key, condition.key, body.key, statement.key] == [
-        "call", "condition", "function_body", "statement",
+        "call",
+        "condition",
+        "function_body",
+        "statement",
     ]
     assert (call.points, call.suggestions, call.errors, call.acceptance_rate) == (1, 0, 1, None)
     assert call.mean_latency_ms is None
@@ -313,7 +353,9 @@ def test_status_times_and_run_list(session: Session) -> None:
     summaries = reports.list_runs(session)
     assert [s.id for s in summaries] == [second, first]
     assert (summaries[1].status, summaries[1].suggestions, summaries[1].acceptance_rate) == (
-        "failed", 0, None,
+        "failed",
+        0,
+        None,
     )
     assert datetime.fromisoformat(summaries[1].finished_at or "") == run.finished_at
     assert [s.id for s in reports.list_runs(session, limit=1)] == [second]
@@ -363,8 +405,14 @@ def test_unique_constraints_hold(engine: Engine) -> None:
         lambda s: s.execute(insert(Suggestion), [result(run_id, point_id)]),
         lambda s: s.execute(
             insert(Score),
-            [{"suggestion_id": suggestion_id, "metric_name": "es", "metric_version": 1,
-              "value": 0.0}],
+            [
+                {
+                    "suggestion_id": suggestion_id,
+                    "metric_name": "es",
+                    "metric_version": 1,
+                    "value": 0.0,
+                }
+            ],
         ),
         same_origin,
     ]

@@ -22,6 +22,7 @@ class RunSummary:
     """One line of `list_runs`. Times are ISO 8601 strings in UTC, so asdict() is JSON-able."""
 
     id: int
+    repository_id: int
     origin: str
     name: str
     ref: str | None
@@ -86,7 +87,7 @@ class RunReport:
     metrics: list[MetricInfo]
 
 
-def _tallies() -> list[ColumnElement[Any]]:
+def tallies() -> list[ColumnElement[Any]]:
     """Aggregates over suggestion rows, also correct under a LEFT JOIN (no suggestion yet)."""
     came_back = and_(Suggestion.id.is_not(None), Suggestion.error.is_(None))
 
@@ -105,7 +106,8 @@ def _tallies() -> list[ColumnElement[Any]]:
     ]
 
 
-def _rate(accepted: int, suggestions: int) -> float | None:
+def rate_of(accepted: int, suggestions: int) -> float | None:
+    """Acceptance rate as Copilot's metrics count it: accepted / suggestions shown."""
     return accepted / suggestions if suggestions else None
 
 
@@ -120,7 +122,7 @@ def _summaries(session: Session, runs: Select[Any]) -> list[RunSummary]:
         for row in session.execute(
             select(
                 Suggestion.run_id,
-                *_tallies(),
+                *tallies(),
                 func.coalesce(func.sum(case((Suggestion.reused, 1), else_=0)), 0).label("reused"),
             )
             .where(Suggestion.run_id.in_([run.id for run, _, _ in rows]))
@@ -135,6 +137,7 @@ def _summaries(session: Session, runs: Select[Any]) -> list[RunSummary]:
         summaries.append(
             RunSummary(
                 id=run.id,
+                repository_id=run.repository_id,
                 origin=origin,
                 name=name,
                 ref=run.ref,
@@ -149,7 +152,7 @@ def _summaries(session: Session, runs: Select[Any]) -> list[RunSummary]:
                 suggestions=suggestions,
                 errors=int(count.errors) if count else 0,
                 accepted=accepted,
-                acceptance_rate=_rate(accepted, suggestions),
+                acceptance_rate=rate_of(accepted, suggestions),
                 reused=int(count.reused) if count else 0,
                 regression=run.regression,
             )
@@ -161,9 +164,13 @@ def _runs_with_repository() -> Select[Any]:
     return select(Run).join(Repository, Run.repository_id == Repository.id)
 
 
-def list_runs(session: Session, *, limit: int = 50) -> list[RunSummary]:
-    """The latest runs first."""
+def list_runs(
+    session: Session, *, limit: int = 50, repository_id: int | None = None
+) -> list[RunSummary]:
+    """The latest runs first, of every repository or of one."""
     runs = _runs_with_repository().order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+    if repository_id is not None:
+        runs = runs.where(Run.repository_id == repository_id)
     return _summaries(session, runs)
 
 
@@ -173,8 +180,8 @@ def _breakdowns(
     """Tallies and metric means per value of `group` (one "all" row when group is None)."""
     grouping = [group] if group is not None else []
     keys = [group.label("key")] if group is not None else []
-    tallies = (
-        select(*keys, func.count(Point.id).label("points"), *_tallies())
+    counts = (
+        select(*keys, func.count(Point.id).label("points"), *tallies())
         .select_from(Point)
         .join(File, Point.file_id == File.id)
         .outerjoin(Suggestion, Suggestion.point_id == Point.id)
@@ -189,7 +196,7 @@ def _breakdowns(
         .where(Suggestion.run_id == run_id)
         .group_by(*grouping, Score.metric_name)
     )
-    tallies = tallies.group_by(*grouping).order_by(*grouping)
+    counts = counts.group_by(*grouping).order_by(*grouping)
 
     def key_of(row: Any) -> str:
         return "all" if group is None else str(row.key or "unknown")
@@ -204,7 +211,7 @@ def _breakdowns(
             suggestions=int(row.suggestions),
             errors=int(row.errors),
             accepted=int(row.accepted),
-            acceptance_rate=_rate(int(row.accepted), int(row.suggestions)),
+            acceptance_rate=rate_of(int(row.accepted), int(row.suggestions)),
             lines_suggested=int(row.lines_suggested),
             lines_accepted=int(row.lines_accepted),
             chars_suggested=int(row.chars_suggested),
@@ -212,7 +219,7 @@ def _breakdowns(
             mean_latency_ms=None if row.mean_latency_ms is None else float(row.mean_latency_ms),
             metrics=dict(sorted(metric_means.get(key_of(row), {}).items())),
         )
-        for row in session.execute(tallies)
+        for row in session.execute(counts)
     ]
 
 

@@ -163,6 +163,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Children first; dropping a table drops its indexes.
     for table in (
-        "scores", "suggestions", "points", "files", "runs", "repositories", "metrics", "blobs"
+        "scores",
+        "suggestions",
+        "points",
+        "files",
+        "runs",
+        "repositories",
+        "metrics",
+        "blobs",
     ):
         op.drop_table(table)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,12 @@ MODEL_DIR_ENV = "AIXAUDIT_CPU_MODEL_DIR"
 BOS_TEXT, EOS_TEXT = "<s>", "</s>"
 FIM_SENTINELS = ("▁<AIX-SPAN-PRE>", "▁<AIX-SPAN-POST>", "▁<AIX-SPAN-MIDDLE>")
 SENTINELS = (BOS_TEXT, *FIM_SENTINELS)
-SUFFIX_SENTINEL = FIM_SENTINELS[1]  # the piece after it is the suffix
 THROWAWAY = "☺"  # aiXcoder's reference encodes the suffix behind this and drops its tokens
-_SENTINEL_SPLIT = re.compile("(" + "|".join(map(re.escape, SENTINELS)) + ")")
+
+
+def is_fim_prompt(text: str) -> bool:
+    """An aiXcoder prompt starts with `▁<AIX-SPAN-PRE>` (after an optional `<s>`)."""
+    return text.removeprefix(BOS_TEXT).startswith(FIM_SENTINELS[0])
 
 
 def fim_ids(text: str, *, encode: Callable[[str], list[int]], ids: Mapping[str, int]) -> list[int]:
@@ -41,23 +43,25 @@ def fim_ids(text: str, *, encode: Callable[[str], list[int]], ids: Mapping[str, 
     `▁<AIX-SPAN-POST>`): SentencePiece would start it with a space mark that the file does not
     hold, so it is encoded behind a throw-away character whose ids are then dropped. Encoding the
     prompt as one string gives other ids: sentinels spelled out, and a space mark after them.
+    Only the prompt's frame is special: the leading `<s>▁<AIX-SPAN-PRE>`, then the first
+    `▁<AIX-SPAN-POST>` and the first `▁<AIX-SPAN-MIDDLE>` after it. The same spellings inside
+    the code (a file about prompts, say) are code.
     """
-    result: list[int] = []
-    previous = ""
-    for piece in _SENTINEL_SPLIT.split(text):  # text, sentinel, text, ...; texts may be empty
-        if piece in SENTINELS:
-            if piece not in ids:
-                raise ValueError(
-                    f"text_input holds aiXcoder's {piece!r}, a token this tokenizer lacks: "
-                    "use the prompt profile of the served model"
-                )
-            result.append(ids[piece])
-        elif piece and previous == SUFFIX_SENTINEL:
-            result.extend(encode(THROWAWAY + piece)[len(encode(THROWAWAY)) :])
-        elif piece:
-            result.extend(encode(piece))
-        previous = piece
-    return result
+    for token in SENTINELS:
+        if token not in ids:
+            raise ValueError(
+                f"text_input holds aiXcoder's {token!r}, a token this tokenizer lacks: "
+                "use the prompt profile of the served model"
+            )
+    pre, post, middle = FIM_SENTINELS
+    head, has_post, rest = text.removeprefix(BOS_TEXT).removeprefix(pre).partition(post)
+    suffix, has_middle, tail = rest.partition(middle)
+    if not (has_post and has_middle):
+        raise ValueError(f"text_input starts like an aiXcoder prompt but lacks {post} or {middle}")
+    result = [ids[BOS_TEXT], ids[pre], *encode(head), ids[post]]
+    if suffix:
+        result.extend(encode(THROWAWAY + suffix)[len(encode(THROWAWAY)) :])
+    return [*result, ids[middle], *encode(tail)]
 
 
 def single_token_words(tokenizer: Tokenizer) -> dict[str, int]:
@@ -175,7 +179,7 @@ class TritonPythonModel:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     def _encode(self, text: str) -> list[int]:
-        if any(sentinel in text for sentinel in FIM_SENTINELS):
+        if is_fim_prompt(text):
             ids = fim_ids(text, encode=self._plain, ids=self.single_ids)
         else:
             ids = self._plain(text)

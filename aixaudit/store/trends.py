@@ -1,0 +1,164 @@
+"""Repositories and how their finished runs moved over time: the series a dashboard charts.
+
+A trend point adds up the suggestions of one finished (done or partial) run, or of every
+finished run started on one UTC day. Rates and means are recomputed from the sums, never
+averaged from per-run rates, so a day of one small and one large run weighs each suggestion
+once, as Copilot's and Tabby's daily acceptance charts do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aixaudit.errors import RepositoryNotFound
+from aixaudit.store.history import FINISHED
+from aixaudit.store.reports import rate_of, tallies
+from aixaudit.store.tables import Repository, Run, Score, Suggestion
+
+# The metrics a trend follows, by name: their means per point are in TrendPoint.metrics.
+TREND_METRICS = ("exact_match", "es_fuzz")
+
+
+class TrendBy(StrEnum):
+    RUN = "run"
+    DAY = "day"
+
+
+@dataclass(frozen=True)
+class RepositorySummary:
+    id: int
+    origin: str
+    name: str
+    created_at: str
+    runs: int
+    last_run_at: str | None
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One point of a trend: a run (`period` is its start time) or a UTC day (YYYY-MM-DD)."""
+
+    period: str
+    run_ids: list[int]
+    suggestions: int
+    accepted: int
+    acceptance_rate: float | None
+    lines_suggested: int
+    lines_accepted: int
+    chars_suggested: int
+    chars_accepted: int
+    metrics: dict[str, float]  # mean of each of TREND_METRICS over the scored suggestions
+
+
+def list_repositories(session: Session) -> list[RepositorySummary]:
+    """Every repository with its number of runs and when the latest started, by name."""
+    rows = session.execute(
+        select(Repository, func.count(Run.id), func.max(Run.created_at))
+        .outerjoin(Run, Run.repository_id == Repository.id)
+        .group_by(Repository.id)
+        .order_by(Repository.name, Repository.id)
+    )
+    return [
+        RepositorySummary(
+            id=repository.id,
+            origin=repository.origin,
+            name=repository.name,
+            created_at=repository.created_at.isoformat(),
+            runs=int(runs),
+            last_run_at=None if last is None else Run.created_at.type.process_result_value(
+                last, session.get_bind().dialect
+            ).isoformat(),
+        )
+        for repository, runs, last in rows
+    ]
+
+
+def get_repository(session: Session, *, repository_id: int) -> Repository:
+    repository = session.get(Repository, repository_id)
+    if repository is None:
+        raise RepositoryNotFound(f"There is no repository with id {repository_id}.")
+    return repository
+
+
+@dataclass
+class _Sums:
+    """What a trend point adds up; the means are divided out at the end."""
+
+    run_ids: list[int] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    metric_sums: dict[str, float] = field(default_factory=dict)
+    metric_counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, run_id: int, counts: dict[str, int], metrics: dict[str, tuple[float, int]]) -> None:
+        self.run_ids.append(run_id)
+        for name, value in counts.items():
+            self.counts[name] = self.counts.get(name, 0) + value
+        for name, (total, count) in metrics.items():
+            self.metric_sums[name] = self.metric_sums.get(name, 0.0) + total
+            self.metric_counts[name] = self.metric_counts.get(name, 0) + count
+
+    def point(self, period: str) -> TrendPoint:
+        return TrendPoint(
+            period=period,
+            run_ids=self.run_ids,
+            acceptance_rate=rate_of(self.counts["accepted"], self.counts["suggestions"]),
+            metrics={
+                name: self.metric_sums[name] / self.metric_counts[name]
+                for name in TREND_METRICS
+                if self.metric_counts.get(name)
+            },
+            **self.counts,
+        )
+
+
+_COUNTED = (
+    "suggestions",
+    "accepted",
+    "lines_suggested",
+    "lines_accepted",
+    "chars_suggested",
+    "chars_accepted",
+)
+
+
+def repository_trend(
+    session: Session, *, repository_id: int, by: TrendBy = TrendBy.RUN, limit: int = 100
+) -> list[TrendPoint]:
+    """The latest `limit` points of a repository's finished runs, oldest first."""
+    get_repository(session, repository_id=repository_id)
+    runs = session.execute(
+        select(Run.id, Run.created_at, *tallies())
+        .outerjoin(Suggestion, Suggestion.run_id == Run.id)
+        .where(Run.repository_id == repository_id, Run.status.in_(FINISHED))
+        .group_by(Run.id, Run.created_at)
+        .order_by(Run.created_at, Run.id)
+    ).all()
+    metrics = _metric_sums(session, [run.id for run in runs])
+    points: dict[str, _Sums] = {}
+    for run in runs:
+        period = run.created_at.isoformat() if by is TrendBy.RUN else run.created_at.date().isoformat()
+        counts = {name: int(getattr(run, name)) for name in _COUNTED}
+        points.setdefault(period, _Sums()).add(run.id, counts, metrics.get(run.id, {}))
+    return [sums.point(period) for period, sums in list(points.items())[-limit:]]
+
+
+def _metric_sums(
+    session: Session, run_ids: Iterable[int]
+) -> dict[int, dict[str, tuple[float, int]]]:
+    """run id -> metric name -> (sum of its values, number of values), for TREND_METRICS."""
+    found: dict[int, dict[str, tuple[float, int]]] = {}
+    rows: Any = session.execute(
+        select(Suggestion.run_id, Score.metric_name, func.sum(Score.value), func.count(Score.value))
+        .join(Suggestion, Score.suggestion_id == Suggestion.id)
+        .where(Suggestion.run_id.in_(list(run_ids)), Score.metric_name.in_(TREND_METRICS))
+        .group_by(Suggestion.run_id, Score.metric_name)
+    )
+    for run_id, name, total, count in rows:
+        found.setdefault(run_id, {})[name] = (float(total), int(count))
+    return found
