@@ -125,7 +125,8 @@ def _audit_request(
 ) -> tuple[audit.AuditOptions, AcceptanceRule]:
     """AuditOptions and AcceptanceRule from the values of `_audit_options`."""
     options = audit.AuditOptions(
-        profile=choices["profile"] or ("aixcoder" if settings.triton_url else "l2r"),
+        profile=choices["profile"]
+        or audit.default_profile(configured_server=bool(settings.triton_url)),
         seed=choices["seed"],
         per_file=choices["per_file"],
         max_points=choices["max_points"],
@@ -300,16 +301,13 @@ def status_command(run_id: int) -> None:
 def resume_command(run_id: int, wait: bool) -> None:
     """Enqueue again the points of a run that have no result (after a lost worker, a cancel
     or failed requests); safe to repeat, results are stored once per point."""
-    from workers.tasks import dispatch_run
+    from workers.tasks import resume
 
     _, sessions = _worker_sessions()
-    with sessions.begin() as session:
-        pending = control.reopen_run(session, run_id=run_id)
-        status = RunStatus(queries.get_run(session, run_id=run_id).status)
+    status, pending = resume(sessions, run_id=run_id)
     if status.is_final:
         errors.print(f"run {run_id} is {status.value}: no point is missing a result")
         return
-    dispatch_run.apply_async((run_id,), ignore_result=True)
     errors.print(f"run {run_id}: {pending} points without a result enqueued again")
     if wait:
         _follow(sessions, run_id)
@@ -431,6 +429,20 @@ def serve_command() -> None:
         pass
     finally:
         server.stop()
+
+
+@main.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+def api_command(host: str, port: int) -> None:
+    """Serve the HTTP API (/api, OpenAPI at /docs) and the dashboard page (/) until Ctrl-C.
+
+    Migrates the database first, like the other commands.
+    """
+    import uvicorn
+
+    db.upgrade(get_settings().db_url)
+    uvicorn.run("api.main:app", host=host, port=port)
 
 
 @main.group("db")

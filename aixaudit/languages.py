@@ -95,9 +95,13 @@ def _parser(name: str) -> tree_sitter.Parser:
     return tree_sitter.Parser(ts_language(name))
 
 
-def parse(language: Language, source: bytes) -> tree_sitter.Tree:
-    """Parse source bytes with the language's grammar (parsers are cached per process)."""
-    return _parser(language.name).parse(source)
+def parse(
+    language: Language, source: bytes, *, old_tree: tree_sitter.Tree | None = None
+) -> tree_sitter.Tree:
+    """Parse source bytes with the language's grammar (parsers are cached per process); with
+    `old_tree` (already edited to match `source`), an incremental re-parse."""
+    parser = _parser(language.name)
+    return parser.parse(source) if old_tree is None else parser.parse(source, old_tree)
 
 
 def compile_query(language: Language, text: str) -> tree_sitter.Query:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -50,16 +51,17 @@ def pg_database() -> Iterator[str]:
         _admin("test", sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.skipif(SKIP_PG, reason="AIXAUDIT_SKIP_PG=1")),
-    ]
-)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file (its directory not yet made) or a PostgreSQL schema."""
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.skipif(SKIP_PG, reason="AIXAUDIT_SKIP_PG=1")),
+]
+
+
+@contextmanager
+def _empty_database(request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """A SQLite file in `directory` (not yet made) or a PostgreSQL schema, dropped afterwards."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db' / 'aixaudit.db'}"
+        yield f"sqlite:///{directory / 'db' / 'aixaudit.db'}"
         return
     database = request.getfixturevalue("pg_database")
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -68,6 +70,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}?options=-csearch_path%3D{schema}"
     finally:
         _admin(database, sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file (its directory not yet made) or a PostgreSQL schema."""
+    with _empty_database(request, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`db_url` shared by a whole test module: for tests that read one seeded database (through
+    one server started on it)."""
+    with _empty_database(request, tmp_path_factory.mktemp("module-db")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -75,6 +75,20 @@ def dispatch_run(run_id: int) -> int:
     return dispatch(context.sessions(), run_id=run_id)
 
 
+def resume(session_factory: sessionmaker[Session], *, run_id: int) -> tuple[RunStatus, int]:
+    """Reopen a run (`control.reopen_run`) and enqueue its points that have no usable result;
+    returns the run's status and how many points were enqueued. A finished run with no point
+    missing is left as it is, and results are stored once per point, so resuming twice is
+    safe (what the CLI's `resume` and the API's POST /api/runs/{id}/resume do)."""
+    with session_factory.begin() as session:
+        pending = control.reopen_run(session, run_id=run_id)
+        status = RunStatus(queries.get_run(session, run_id=run_id).status)
+    if status.is_final:
+        return status, 0
+    dispatch_run.apply_async((run_id,), ignore_result=True)
+    return status, pending
+
+
 @app.task(autoretry_for=(*TRANSIENT, SourceError), **RETRY | {"max_retries": 3})
 def plan_audit(
     location: str,

@@ -8,10 +8,8 @@ once, as Copilot's and Tabby's daily acceptance charts do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -71,9 +69,7 @@ def list_repositories(session: Session) -> list[RepositorySummary]:
             name=repository.name,
             created_at=repository.created_at.isoformat(),
             runs=int(runs),
-            last_run_at=None if last is None else Run.created_at.type.process_result_value(
-                last, session.get_bind().dialect
-            ).isoformat(),
+            last_run_at=None if last is None else last.isoformat(),
         )
         for repository, runs, last in rows
     ]
@@ -95,7 +91,9 @@ class _Sums:
     metric_sums: dict[str, float] = field(default_factory=dict)
     metric_counts: dict[str, int] = field(default_factory=dict)
 
-    def add(self, run_id: int, counts: dict[str, int], metrics: dict[str, tuple[float, int]]) -> None:
+    def add(
+        self, run_id: int, counts: dict[str, int], metrics: dict[str, tuple[float, int]]
+    ) -> None:
         self.run_ids.append(run_id)
         for name, value in counts.items():
             self.counts[name] = self.counts.get(name, 0) + value
@@ -132,33 +130,27 @@ def repository_trend(
 ) -> list[TrendPoint]:
     """The latest `limit` points of a repository's finished runs, oldest first."""
     get_repository(session, repository_id=repository_id)
+    finished = (Run.repository_id == repository_id, Run.status.in_(FINISHED))
     runs = session.execute(
         select(Run.id, Run.created_at, *tallies())
         .outerjoin(Suggestion, Suggestion.run_id == Run.id)
-        .where(Run.repository_id == repository_id, Run.status.in_(FINISHED))
+        .where(*finished)
         .group_by(Run.id, Run.created_at)
         .order_by(Run.created_at, Run.id)
     ).all()
-    metrics = _metric_sums(session, [run.id for run in runs])
-    points: dict[str, _Sums] = {}
-    for run in runs:
-        period = run.created_at.isoformat() if by is TrendBy.RUN else run.created_at.date().isoformat()
-        counts = {name: int(getattr(run, name)) for name in _COUNTED}
-        points.setdefault(period, _Sums()).add(run.id, counts, metrics.get(run.id, {}))
-    return [sums.point(period) for period, sums in list(points.items())[-limit:]]
-
-
-def _metric_sums(
-    session: Session, run_ids: Iterable[int]
-) -> dict[int, dict[str, tuple[float, int]]]:
-    """run id -> metric name -> (sum of its values, number of values), for TREND_METRICS."""
-    found: dict[int, dict[str, tuple[float, int]]] = {}
-    rows: Any = session.execute(
-        select(Suggestion.run_id, Score.metric_name, func.sum(Score.value), func.count(Score.value))
+    metrics: dict[int, dict[str, tuple[float, int]]] = {}
+    for run_id, name, total, count in session.execute(
+        select(Run.id, Score.metric_name, func.sum(Score.value), func.count(Score.value))
         .join(Suggestion, Score.suggestion_id == Suggestion.id)
-        .where(Suggestion.run_id.in_(list(run_ids)), Score.metric_name.in_(TREND_METRICS))
-        .group_by(Suggestion.run_id, Score.metric_name)
-    )
-    for run_id, name, total, count in rows:
-        found.setdefault(run_id, {})[name] = (float(total), int(count))
-    return found
+        .join(Run, Suggestion.run_id == Run.id)
+        .where(*finished, Score.metric_name.in_(TREND_METRICS))
+        .group_by(Run.id, Score.metric_name)
+    ):
+        metrics.setdefault(run_id, {})[name] = (float(total), int(count))
+    points: dict[tuple[str, int | None], _Sums] = {}  # (period, run id or None: a day)
+    for run in runs:
+        day = run.created_at.date().isoformat()
+        key = (run.created_at.isoformat(), run.id) if by is TrendBy.RUN else (day, None)
+        counts = {name: int(getattr(run, name)) for name in _COUNTED}
+        points.setdefault(key, _Sums()).add(run.id, counts, metrics.get(run.id, {}))
+    return [sums.point(period) for (period, _), sums in list(points.items())[-limit:]]

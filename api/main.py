@@ -1,0 +1,42 @@
+"""The FastAPI app: the /api routes, the dashboard page at /, OpenAPI at /docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from kombu.exceptions import OperationalError
+
+from aixaudit import __version__
+from aixaudit.errors import RepositoryNotFound, RunNotFound
+from api.routes import api_router
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+app = FastAPI(
+    title="aixaudit",
+    version=__version__,
+    summary="Audits of a code-completion model: runs, reports, suggestions, trends.",
+)
+app.include_router(api_router)
+app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+@app.get("/", include_in_schema=False)
+def index() -> FileResponse:
+    return FileResponse(STATIC / "index.html")
+
+
+@app.exception_handler(RunNotFound)
+@app.exception_handler(RepositoryNotFound)
+def not_found(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
+
+
+@app.exception_handler(OperationalError)
+def broker_down(request: Request, error: Exception) -> JSONResponse:
+    """The Celery broker (Redis) cannot be reached: try again later."""
+    detail = f"The task queue cannot be reached, try again later ({error})."
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)

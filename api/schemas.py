@@ -1,0 +1,229 @@
+"""Request and response bodies: the API's contract, kept apart from the tables and the store's
+dataclasses (responses read them by attribute), so either can change behind it."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from aixaudit.audit import AuditOptions
+from aixaudit.errors import ConfigError
+from aixaudit.prompts import get_profile
+from aixaudit.scoring import AcceptanceRule
+from aixaudit.sources import is_git_url
+from aixaudit.store.trends import TrendBy
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class RunOut(Schema):
+    """One run, as listed; times are ISO 8601 in UTC."""
+
+    id: int
+    repository_id: int
+    origin: str
+    name: str
+    ref: str | None
+    commit: str | None
+    status: str = Field(description="pending, running, done, partial, failed or cancelled")
+    profile: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    error: str | None
+    points_total: int
+    suggestions: int = Field(description="suggestions that came back from the model")
+    errors: int = Field(description="points whose every request failed")
+    accepted: int
+    acceptance_rate: float | None = Field(description="accepted / suggestions")
+    reused: int = Field(description="results taken over from an earlier run")
+    regression: bool | None = Field(description="vs the previous finished run; null: not compared")
+
+
+class BreakdownOut(Schema):
+    """Tallies over a group of points: a language, a span kind, or the whole run ("all")."""
+
+    key: str
+    points: int
+    suggestions: int
+    errors: int
+    accepted: int
+    acceptance_rate: float | None
+    lines_suggested: int
+    lines_accepted: int
+    chars_suggested: int
+    chars_accepted: int
+    mean_latency_ms: float | None
+    metrics: dict[str, float] = Field(description="mean of each metric over the suggestions")
+
+
+class MetricOut(Schema):
+    name: str
+    version: int
+    definition: str
+    higher_is_better: bool
+
+
+class DeltaOut(Schema):
+    """How far a headline number moved against the baseline run."""
+
+    metric: str
+    baseline: float
+    value: float
+    delta: float
+    regressed: bool
+
+
+class RunReportOut(Schema):
+    run: RunOut
+    config: dict[str, Any] = Field(description="the audit options the run was planned with")
+    acceptance_rule: dict[str, Any]
+    files: int
+    skipped: dict[str, int] = Field(description="files not audited, by skip reason")
+    totals: BreakdownOut
+    by_language: list[BreakdownOut]
+    by_kind: list[BreakdownOut]
+    metrics: list[MetricOut] = Field(description="definitions of the metrics the run used")
+    baseline_run_id: int | None
+    deltas: list[DeltaOut]
+
+
+class PointOut(Schema):
+    """A completion point and what the model answered (null fields: not answered yet)."""
+
+    point_id: int
+    path: str
+    language: str | None
+    kind: str
+    node_type: str
+    start_line: int
+    end_line: int
+    original: str
+    suggestion: str | None = Field(description="the post-processed suggestion, as scored")
+    raw_text: str | None
+    error: str | None
+    accepted: bool | None
+    reused: bool | None
+    latency_ms: float | None
+    lines_suggested: int | None
+    lines_accepted: int | None
+    chars_suggested: int | None
+    chars_accepted: int | None
+    scores: dict[str, float]
+
+
+class SuggestionPageOut(Schema):
+    run_id: int
+    total: int = Field(description="points matching the filters, over all pages")
+    offset: int
+    limit: int
+    items: list[PointOut]
+
+
+class RepositoryOut(Schema):
+    id: int
+    origin: str
+    name: str
+    created_at: str
+    runs: int
+    last_run_at: str | None
+
+
+class RepositoryRef(Schema):
+    id: int
+    origin: str
+    name: str
+
+
+class TrendPointOut(Schema):
+    period: str = Field(description="the run's start time (by=run) or the UTC day (by=day)")
+    run_ids: list[int]
+    suggestions: int
+    accepted: int
+    acceptance_rate: float | None
+    lines_suggested: int
+    lines_accepted: int
+    chars_suggested: int
+    chars_accepted: int
+    metrics: dict[str, float] = Field(description="means of exact_match and es_fuzz")
+
+
+class TrendOut(Schema):
+    repository: RepositoryRef
+    by: TrendBy
+    points: list[TrendPointOut] = Field(description="finished runs only, oldest first")
+
+
+class AcceptanceIn(BaseModel):
+    """When a suggestion counts as accepted (an exact match always does)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = AcceptanceRule.metric
+    threshold: float = AcceptanceRule.threshold
+    require_parse: bool = AcceptanceRule.require_parse
+
+    @model_validator(mode="after")
+    def _valid(self) -> AcceptanceIn:
+        self.rule()
+        return self
+
+    def rule(self) -> AcceptanceRule:
+        try:
+            return AcceptanceRule(self.metric, self.threshold, self.require_parse)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+
+
+class AuditRequest(BaseModel):
+    """A distributed audit to plan on a worker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    location: str = Field(
+        min_length=1, description="a git URL, or the absolute path of a directory the workers read"
+    )
+    ref: str | None = Field(None, description="branch, tag or commit of a git URL")
+    options: AuditOptions = Field(
+        AuditOptions(),
+        description="without a profile: aixcoder on a configured Triton server, else l2r",
+    )
+    acceptance: AcceptanceIn = AcceptanceIn()
+
+    @field_validator("location")
+    @classmethod
+    def _reachable(cls, location: str) -> str:
+        if not (is_git_url(location) or PurePosixPath(location).is_absolute()):
+            raise ValueError("location must be a git URL or an absolute path the workers can read")
+        return location
+
+    @field_validator("options")
+    @classmethod
+    def _known_profile(cls, options: AuditOptions) -> AuditOptions:
+        try:
+            get_profile(options.profile)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return options
+
+
+class AuditQueued(BaseModel):
+    task_id: str = Field(description="the planning task; its result is the run id")
+    task_url: str
+
+
+class TaskOut(BaseModel):
+    task_id: str
+    state: str = Field(description="Celery's state: PENDING (or unknown), STARTED, SUCCESS, ...")
+    run_id: int | None = Field(description="the planned run, once the task succeeded")
+    error: str | None
+
+
+class RunControlOut(BaseModel):
+    run_id: int
+    status: str
+    enqueued: int = Field(description="points enqueued again (resume); 0 for cancel")
