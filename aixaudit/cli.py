@@ -435,7 +435,7 @@ def serve_command() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 def api_command(host: str, port: int) -> None:
-    """Serve the HTTP API (/api, OpenAPI at /docs) and the dashboard page (/) until Ctrl-C.
+    """Serve the HTTP API (/api, described at /openapi.json) and the dashboard (/) until Ctrl-C.
 
     Migrates the database first, like the other commands.
     """

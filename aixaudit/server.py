@@ -24,7 +24,6 @@ import urllib.request
 from collections.abc import Mapping
 from importlib.util import find_spec
 from pathlib import Path
-from types import TracebackType
 
 from aixaudit.config import Settings
 from aixaudit.errors import ConfigError, ServerStartError
@@ -174,12 +173,7 @@ class LocalTriton:
     def __enter__(self) -> LocalTriton:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def _wait_ready(self) -> None:
