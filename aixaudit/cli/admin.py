@@ -1,0 +1,155 @@
+"""Commands around the audits: the CPU model server, the API, the database, model repositories."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from sqlalchemy import make_url
+
+from aixaudit.config import get_settings
+from aixaudit.errors import AixauditError
+from aixaudit.model_repo import SCHEDULER_POLICIES, render_trtllm
+from aixaudit.store import db
+
+from .shared import console
+
+
+@click.command("serve")
+def serve_command() -> None:
+    """Serve the CPU model with the bundled tritonserver on loopback until interrupted."""
+    from aixaudit.server import serve_cpu_model
+
+    server = serve_cpu_model(get_settings())
+    try:
+        console.print(f"serving: grpc://{server.grpc_url}  http://{server.http_url}")
+        console.print(f"use it:  export AIXAUDIT_TRITON_URL=grpc://{server.grpc_url}")
+        while server.running:
+            time.sleep(1)
+        raise AixauditError(f"tritonserver exited; its log is {server.log_path}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@click.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+def api_command(host: str, port: int) -> None:
+    """Serve the HTTP API (/api, described at /openapi.json) and the dashboard (/) until Ctrl-C.
+
+    Migrates the database first, like the other commands.
+    """
+    import uvicorn
+
+    db.upgrade(get_settings().db_url)
+    uvicorn.run("api.main:app", host=host, port=port)
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command("upgrade")
+def db_upgrade_command() -> None:
+    """Migrate the database to the current schema (creates it if needed)."""
+    settings = get_settings()
+    db.upgrade(settings.db_url)
+    shown = make_url(settings.db_url).render_as_string(hide_password=True)
+    console.print(f"database at the current schema: {shown}")
+
+
+@click.group("model-repo")
+def model_repo_group() -> None:
+    """Triton model repositories."""
+
+
+@model_repo_group.command("render")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--tokenizer-dir",
+    required=True,
+    help="Tokenizer folder (with tokenizer.json), as an absolute path on the server.",
+)
+@click.option(
+    "--engine-dir",
+    required=True,
+    help="TensorRT-LLM engine folder built by trtllm-build, as an absolute path on the server.",
+)
+@click.option(
+    "--max-batch-size",
+    default=64,
+    show_default=True,
+    help="max_batch_size of all four models; keep it equal to the engine's --max_batch_size.",
+)
+@click.option(
+    "--decoupled/--no-decoupled",
+    default=False,
+    show_default=True,
+    help="Streaming mode; aixaudit sends plain requests, so leave it off.",
+)
+@click.option(
+    "--max-queue-delay-us",
+    default=1000,
+    show_default=True,
+    help="Microseconds a request may wait so that requests arriving together share a batch.",
+)
+@click.option(
+    "--kv-cache-reuse/--no-kv-cache-reuse",
+    default=True,
+    show_default=True,
+    help="Reuse KV-cache blocks of shared prompt prefixes (engine built with paged context FMHA).",
+)
+@click.option(
+    "--kv-cache-fraction",
+    default=0.9,
+    show_default=True,
+    help="Share of free GPU memory, after the weights, given to the KV cache.",
+)
+@click.option(
+    "--scheduler-policy",
+    type=click.Choice(SCHEDULER_POLICIES),
+    default=SCHEDULER_POLICIES[0],
+    show_default=True,
+    help="TensorRT-LLM batch scheduler policy.",
+)
+@click.option(
+    "--preprocessing-instances", default=2, show_default=True, help="Tokeniser processes."
+)
+@click.option(
+    "--postprocessing-instances", default=2, show_default=True, help="Detokeniser processes."
+)
+@click.option("--force", is_flag=True, help="Replace OUT if it is not empty.")
+def model_repo_render_command(
+    out: Path,
+    tokenizer_dir: str,
+    engine_dir: str,
+    max_batch_size: int,
+    decoupled: bool,
+    max_queue_delay_us: int,
+    kv_cache_reuse: bool,
+    kv_cache_fraction: float,
+    scheduler_policy: str,
+    preprocessing_instances: int,
+    postprocessing_instances: int,
+    force: bool,
+) -> None:
+    """Render the TensorRT-LLM (aiXcoder-7B) repository into OUT, ready for tritonserver."""
+    rendered = render_trtllm(
+        out,
+        tokenizer_dir=tokenizer_dir,
+        engine_dir=engine_dir,
+        max_batch_size=max_batch_size,
+        decoupled=decoupled,
+        max_queue_delay_us=max_queue_delay_us,
+        kv_cache_reuse=kv_cache_reuse,
+        kv_cache_free_gpu_mem_fraction=kv_cache_fraction,
+        batch_scheduler_policy=scheduler_policy,
+        preprocessing_instances=preprocessing_instances,
+        postprocessing_instances=postprocessing_instances,
+        force=force,
+    )
+    console.print(f"rendered {rendered}; serve it with: tritonserver --model-repository={rendered}")
