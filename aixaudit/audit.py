@@ -259,12 +259,13 @@ def _prepare(
     counter: TokenCounter,
 ) -> Iterator[_PointWork]:
     profile = get_profile(options.profile)
-    baselines: dict[str, int] = {}
+    files: dict[str, tuple[bytes, int]] = {}  # sha256 -> (source, its error count), once a file
     for point in pending:
         language = get_language(point.language)
-        source = blobs[point.sha256].encode()
-        if point.sha256 not in baselines:
-            baselines[point.sha256] = error_count(parse(language, source))
+        if point.sha256 not in files:
+            source = blobs[point.sha256].encode()
+            files[point.sha256] = source, error_count(parse(language, source))
+        source, baseline_errors = files[point.sha256]
         prefix = source[: point.start_byte].decode()
         suffix = source[point.end_byte :].decode()
         prompt = build_prompt(
@@ -278,7 +279,7 @@ def _prepare(
         )
         yield _PointWork(
             point.id, point.run_id, language, point.kind, point.node_type, point.original,
-            prefix, suffix, baselines[point.sha256], prompt,
+            prefix, suffix, baseline_errors, prompt,
         )  # fmt: skip
 
 

@@ -9,10 +9,8 @@ waits for readiness with a deadline and always leaves nothing running behind.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from pathlib import Path
 
 from aixaudit.config import Settings
 from aixaudit.errors import ConfigError, ServerStartError
+from aixaudit.processes import end_process_group
 from aixaudit.weights import ensure_cpu_model
 
 MODEL_DIR_ENV = "AIXAUDIT_CPU_MODEL_DIR"
@@ -156,13 +155,7 @@ class LocalTriton:
         process, self._process = self._process, None
         atexit.unregister(self.stop)
         if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=self.stop_timeout_s)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # stubs left behind by a crash or a hang
-            process.wait()
+            end_process_group(process, grace_s=self.stop_timeout_s)  # its stubs are in the group
         if self._shm_prefix:
             for region in SHM_DIR.glob(f"{self._shm_prefix}*"):
                 region.unlink(missing_ok=True)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aixaudit.errors import ConfigError
+from aixaudit.processes import end_process_group
 
 ROOT = Path(__file__).resolve().parent.parent  # `celery -A workers` runs from the repository root
 
@@ -121,21 +120,16 @@ class LocalCelery:
 
     def kill(self) -> None:
         """SIGKILL the whole process group at once: no warm shutdown, no acknowledgement."""
-        process = self._process
-        if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        self._forget()
+        self._end(grace_s=0)
 
     def stop(self) -> None:
         """Warm shutdown (SIGTERM: finish the current tasks), then SIGKILL what is left."""
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=self.stop_timeout_s)
-        self.kill()
+        self._end(grace_s=self.stop_timeout_s)
+
+    def _end(self, *, grace_s: float) -> None:
+        if self._process is not None:
+            end_process_group(self._process, grace_s=grace_s)
+        self._forget()
 
     def _forget(self) -> None:
         self._process = None

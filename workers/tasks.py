@@ -54,7 +54,7 @@ def dispatch(session_factory: sessionmaker[Session], *, run_id: int) -> int:
         status = RunStatus(queries.get_run(session, run_id=run_id).status)
         if status is RunStatus.CANCELLED:
             return 0
-        ids = [point.id for point in queries.pending_points(session, run_id=run_id)]
+        ids = queries.pending_point_ids(session, run_id=run_id)
     if not ids and status.is_final:
         return 0
     audit.start_run(session_factory, run_id=run_id)

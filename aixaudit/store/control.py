@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from aixaudit.store.queries import count_results, get_run, pending_points, set_run_status
+from aixaudit.store.queries import count_results, get_run, pending_point_ids, set_run_status
 from aixaudit.store.tables import Run, RunStatus, Suggestion, utcnow
 
 ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
@@ -73,7 +73,7 @@ def reopen_run(session: Session, *, run_id: int) -> int:
     request). When some have, or the run never finished, it is running again, whatever its
     status was (cancelled included)."""
     run = get_run(session, run_id=run_id)
-    pending = len(pending_points(session, run_id=run_id))
+    pending = len(pending_point_ids(session, run_id=run_id))
     if pending or not RunStatus(run.status).is_final:
         set_run_status(session, run_id=run_id, status=RunStatus.RUNNING)
     return pending

@@ -161,12 +161,21 @@ class PendingPoint:
     original: str
 
 
+def _pending(run_id: int) -> tuple[ColumnElement[bool], ...]:
+    """Points of the run without a usable result: no suggestion yet, or only a failed request."""
+    answered = exists().where(Suggestion.point_id == Point.id, Suggestion.error.is_(None))
+    return Point.run_id == run_id, ~answered
+
+
+# By file, so that one file's requests go out together.
+_FILE_ORDER = (File.path, Point.start_byte, Point.id)
+
+
 def pending_points(
     session: Session, *, run_id: int, point_ids: Sequence[int] | None = None
 ) -> list[PendingPoint]:
     """Points of the run without a usable result: no suggestion yet, or only a failed request.
     Ordered by file, so that one file's requests go out together."""
-    answered = exists().where(Suggestion.point_id == Point.id, Suggestion.error.is_(None))
     stmt = (
         select(
             Point.id,
@@ -181,12 +190,23 @@ def pending_points(
             Point.original,
         )
         .join(File, Point.file_id == File.id)
-        .where(Point.run_id == run_id, ~answered)
-        .order_by(File.path, Point.start_byte, Point.id)
+        .where(*_pending(run_id))
+        .order_by(*_FILE_ORDER)
     )
     if point_ids is not None:
         stmt = stmt.where(Point.id.in_(list(point_ids)))
     return [PendingPoint(*row) for row in session.execute(stmt)]
+
+
+def pending_point_ids(session: Session, *, run_id: int) -> list[int]:
+    """The ids of `pending_points`, in its order, without reading the points' texts."""
+    stmt = (
+        select(Point.id)
+        .join(File, Point.file_id == File.id)
+        .where(*_pending(run_id))
+        .order_by(*_FILE_ORDER)
+    )
+    return list(session.scalars(stmt))
 
 
 def count_results(session: Session, *, run_id: int) -> tuple[int, int]:
