@@ -58,13 +58,13 @@ class BackendVersion:
 
 
 @cache
-def backend_versions(manifest: Path = BACKENDS_MANIFEST) -> dict[str, BackendVersion]:
-    """Every supported backend version, oldest first; the last is the newest."""
-    data = json.loads(manifest.read_text(encoding="utf-8"))
+def backend_versions() -> dict[str, BackendVersion]:
+    """Every supported backend version, oldest first; the last is the newest (the default)."""
+    data = json.loads(BACKENDS_MANIFEST.read_text(encoding="utf-8"))
 
     def specs(tensors: Mapping[str, list]) -> dict[str, TensorSpec]:
         return {
-            name: TensorSpec(name, fields[0], tuple(fields[1]), bool(fields[2:] and fields[2]))
+            name: TensorSpec(name, fields[0], tuple(fields[1]), len(fields) > 2 and fields[2])
             for name, fields in tensors.items()
         }
 
@@ -344,10 +344,11 @@ def check_repository(repo_dir: Path, *, backend: BackendVersion) -> list[str]:
                 for name, spec in backend.inputs[model].items()
                 if not spec.optional and name not in declared_inputs
             )
+    requirements = python_requirements(repo_dir)
     problems.extend(
         f"{model}/1 has no {REQUIREMENTS_FILE} naming the modules its model.py imports"
         for model in PYTHON_MODELS
-        if model in configs and not (repo_dir / model / "1" / REQUIREMENTS_FILE).is_file()
+        if model in configs and not requirements.get(model)
     )
     return problems
 
@@ -375,14 +376,13 @@ def check_server_paths(repo_dir: Path) -> list[str]:
 
 def python_requirements(repo_dir: Path) -> dict[str, list[str]]:
     """The modules each Python model declares in its requirements.txt (comments dropped)."""
-    found = {}
+    found: dict[str, list[str]] = {}
     for model in PYTHON_MODELS:
         path = Path(repo_dir) / model / "1" / REQUIREMENTS_FILE
         if path.is_file():
             lines = path.read_text(encoding="utf-8").splitlines()
-            found[model] = [
-                line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()
-            ]
+            names = (line.split("#")[0].strip() for line in lines)
+            found[model] = [name for name in names if name]
     return found
 
 
