@@ -6,33 +6,97 @@ batch, which serving benchmarks and tests measure clients against.
 The templates in `model_repo/trtllm` use the `${name}` placeholders users of the TensorRT-LLM
 backend know from its fill_template.py. The Python-backend pre/post-processing models reuse the
 CPU repository's model.py files, so both repositories tokenise and detokenise the same way.
+
+Backend versions differ in what they read: `model_repo/trtllm/backends.json` records, per supported
+version and taken from that release's source, the parameters the `tensorrt_llm` model reads with no
+fallback and every template model's tensor names and types. Rendering fills the version's
+spellings, and `check_repository` holds any repository against that manifest.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path, PurePosixPath
 
 from google.protobuf import text_format
 from tritonclient.grpc.model_config_pb2 import DataType, ModelConfig, ModelInput, ModelOutput
 
-from aixaudit.ensemble import ENSEMBLE_NAME, TensorSpec
+from aixaudit.ensemble import CLIENT_INPUTS, ENSEMBLE_NAME, TensorSpec
 from aixaudit.errors import ConfigError
 
 MODEL_REPO_DIR = Path(__file__).resolve().parent.parent / "model_repo"
 TRTLLM_TEMPLATES = MODEL_REPO_DIR / "trtllm"
 CPU_REPO = MODEL_REPO_DIR / "cpu"
 FIXED_COST_TEMPLATES = MODEL_REPO_DIR / "fixed_cost"
+BACKENDS_MANIFEST = TRTLLM_TEMPLATES / "backends.json"
+REQUIREMENTS_FILE = "requirements.txt"  # in a Python model's version dir: modules it imports
 
 TRTLLM_MODELS = (ENSEMBLE_NAME, "preprocessing", "tensorrt_llm", "postprocessing")
 PYTHON_MODELS = ("preprocessing", "postprocessing")  # their model.py comes from the CPU repository
 SCHEDULER_POLICIES = ("guaranteed_no_evict", "max_utilization")
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class BackendVersion:
+    """What one TensorRT-LLM backend release reads, as `backends.json` records it."""
+
+    name: str  # "0.19", "1.2": the release line
+    release: str
+    containers: tuple[str, ...]
+    seed_input: str
+    required_parameters: Mapping[str, frozenset[str]]  # model -> parameter names
+    inputs: Mapping[str, Mapping[str, TensorSpec]]  # model -> name -> spec
+    outputs: Mapping[str, Mapping[str, TensorSpec]]
+
+
+@cache
+def backend_versions() -> dict[str, BackendVersion]:
+    """Every supported backend version, oldest first; the last is the newest (the default)."""
+    data = json.loads(BACKENDS_MANIFEST.read_text(encoding="utf-8"))
+
+    def specs(tensors: Mapping[str, list]) -> dict[str, TensorSpec]:
+        return {
+            name: TensorSpec(name, fields[0], tuple(fields[1]), len(fields) > 2 and fields[2])
+            for name, fields in tensors.items()
+        }
+
+    return {
+        name: BackendVersion(
+            name=name,
+            release=entry["release"],
+            containers=tuple(entry["containers"]),
+            seed_input=entry["seed_input"],
+            required_parameters={
+                model: frozenset(names) for model, names in entry["required_parameters"].items()
+            },
+            inputs={model: specs(t["inputs"]) for model, t in entry["tensors"].items()},
+            outputs={model: specs(t["outputs"]) for model, t in entry["tensors"].items()},
+        )
+        for name, entry in data["versions"].items()
+    }
+
+
+NEWEST_BACKEND = list(backend_versions())[-1]
+
+
+def get_backend(name: str) -> BackendVersion:
+    """The named version ("1.2"; "v1.2.1" and "0.19.0" name their release lines too)."""
+    versions = backend_versions()
+    line = ".".join(name.removeprefix("v").split(".")[:2])
+    if line not in versions:
+        raise ConfigError(
+            f"TensorRT-LLM backend version {name!r} is not supported; "
+            f"choose one of: {', '.join(versions)}."
+        )
+    return versions[line]
 
 
 def render_trtllm(
@@ -48,17 +112,20 @@ def render_trtllm(
     batch_scheduler_policy: str = "guaranteed_no_evict",
     preprocessing_instances: int = 2,
     postprocessing_instances: int = 2,
+    backend_version: str = NEWEST_BACKEND,
     templates_dir: Path = TRTLLM_TEMPLATES,
     python_models_dir: Path = CPU_REPO,
     force: bool = False,
 ) -> Path:
-    """Write a ready TensorRT-LLM repository to `out_dir` and return it.
+    """Write a repository the named TensorRT-LLM backend version loads to `out_dir`; return it.
 
     Paths are written as given: they must be absolute paths as the server (often a container)
-    sees them, so nothing here checks that they exist. The repository is built in a temporary
-    sibling directory, parsed and wiring-checked, then moved into place, so a failed render
-    never leaves a half-written repository behind.
+    sees them, so the render does not require them here (`check_server_paths` tells what is
+    missing). The repository is built in a temporary sibling directory and held against the
+    version's manifest (`check_repository`), then moved into place, so a failed render never
+    leaves a half-written repository behind.
     """
+    version = get_backend(backend_version)
     values = _template_values(
         tokenizer_dir=tokenizer_dir,
         engine_dir=engine_dir,
@@ -70,14 +137,19 @@ def render_trtllm(
         batch_scheduler_policy=batch_scheduler_policy,
         preprocessing_instances=preprocessing_instances,
         postprocessing_instances=postprocessing_instances,
-    )
+    ) | {"seed_input": version.seed_input}
 
     def write(staging: Path) -> None:
         for model in TRTLLM_MODELS:
             code = python_models_dir / model / "1" if model in PYTHON_MODELS else None
             _render_model(model, staging, values, templates_dir, code)
 
-    return _build_repository(Path(out_dir), write, force=force)
+    return _build_repository(
+        Path(out_dir),
+        write,
+        check=lambda repo: check_repository(repo, backend=version),
+        force=force,
+    )
 
 
 def render_fixed_cost(
@@ -114,21 +186,27 @@ def render_fixed_cost(
         code = FIXED_COST_TEMPLATES / model / "1"
         _render_model(model, staging, values, FIXED_COST_TEMPLATES, code)
 
-    return _build_repository(Path(out_dir), write, force=force)
+    return _build_repository(Path(out_dir), write, check=check_ensemble_wiring, force=force)
 
 
-def _build_repository(out_dir: Path, write: Callable[[Path], None], *, force: bool) -> Path:
-    """Let `write` fill a temporary sibling directory, check the ensemble's wiring, then move it
-    into place, so a failed render never leaves a half-written repository behind."""
+def _build_repository(
+    out_dir: Path,
+    write: Callable[[Path], None],
+    *,
+    check: Callable[[Path], list[str]],
+    force: bool,
+) -> Path:
+    """Let `write` fill a temporary sibling directory, `check` it, then move it into place, so a
+    failed render never leaves a half-written repository behind."""
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise ConfigError(f"{out_dir} is not empty; render with force (--force) to replace it.")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         write(staging)
-        problems = check_ensemble_wiring(staging)
+        problems = check(staging)
         if problems:
-            raise ConfigError(f"The rendered ensemble is miswired: {'; '.join(problems)}.")
+            raise ConfigError(f"The rendered repository would not load: {'; '.join(problems)}.")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -224,6 +302,117 @@ def check_ensemble_wiring(repo_dir: Path, *, ensemble: str = ENSEMBLE_NAME) -> l
                 f"ensemble output {output.name!r} is {declared} but its step gives "
                 f"{available[output.name]}"
             )
+    return problems
+
+
+def check_repository(repo_dir: Path, *, backend: BackendVersion) -> list[str]:
+    """Why `repo_dir` would not load on `backend`, beyond the ensemble's wiring; [] if nothing.
+
+    `tensorrt_llm` must carry every parameter the backend reads with no fallback, and declare
+    only tensors that version reads, with its names, types and shapes (its C++ reads them). The
+    Python models' and the ensemble client's tensors must be named and typed as upstream's, and
+    each Python model must say what it imports (requirements.txt).
+    """
+    repo_dir = Path(repo_dir)
+    problems = check_ensemble_wiring(repo_dir)
+    configs = {
+        model: read_config(repo_dir / model / "config.pbtxt")
+        for model in TRTLLM_MODELS
+        if (repo_dir / model / "config.pbtxt").is_file()
+    }
+    where = f"backend {backend.name}"
+    for model, names in sorted(backend.required_parameters.items()):
+        if model in configs:
+            problems.extend(
+                f"{model} lacks the parameter {name!r}, which {where} reads with no default"
+                for name in sorted(names - _parameters(configs[model]).keys())
+            )
+    for model, config in configs.items():
+        strict = model == "tensorrt_llm"
+        for kind, declared, known in (
+            ("input", config.input, backend.inputs[model]),
+            ("output", config.output, backend.outputs[model]),
+        ):
+            specs = tensor_specs(declared)
+            if model == ENSEMBLE_NAME:  # its own interface; only what clients send must match
+                specs = {n: s for n, s in specs.items() if kind == "output" or n in CLIENT_INPUTS}
+            problems.extend(_tensor_problems(model, kind, specs, known, where, shapes=strict))
+        if strict:
+            declared_inputs = tensor_specs(config.input)
+            problems.extend(
+                f"{model} does not declare the input {name!r}, which {where} requires"
+                for name, spec in backend.inputs[model].items()
+                if not spec.optional and name not in declared_inputs
+            )
+    requirements = python_requirements(repo_dir)
+    problems.extend(
+        f"{model}/1 has no {REQUIREMENTS_FILE} naming the modules its model.py imports"
+        for model in PYTHON_MODELS
+        if model in configs and not requirements.get(model)
+    )
+    return problems
+
+
+def check_server_paths(repo_dir: Path) -> list[str]:
+    """Files the configs point at that are not on this machine: tokenizer.json in each
+    `tokenizer_dir` of the Python models, the engine's config.json in `gpt_model_path`.
+    Meaningful where the server runs (or where its paths are mounted alike)."""
+    repo_dir = Path(repo_dir)
+    wanted: dict[tuple[str, str], list[str]] = {}
+    for model, key, name in (
+        *((model, "tokenizer_dir", "tokenizer.json") for model in PYTHON_MODELS),
+        ("tensorrt_llm", "gpt_model_path", "config.json"),
+    ):
+        config_path = repo_dir / model / "config.pbtxt"
+        if config_path.is_file():
+            folder = _parameters(read_config(config_path)).get(key, "")
+            wanted.setdefault((folder, name), []).append(f"{model}'s {key}")
+    return [
+        f"no {name} in {folder or 'an empty path'} ({', '.join(users)})"
+        for (folder, name), users in wanted.items()
+        if not (folder and (Path(folder) / name).is_file())
+    ]
+
+
+def python_requirements(repo_dir: Path) -> dict[str, list[str]]:
+    """The modules each Python model declares in its requirements.txt (comments dropped)."""
+    found: dict[str, list[str]] = {}
+    for model in PYTHON_MODELS:
+        path = Path(repo_dir) / model / "1" / REQUIREMENTS_FILE
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            names = (line.split("#")[0].strip() for line in lines)
+            found[model] = [name for name in names if name]
+    return found
+
+
+def _parameters(config: ModelConfig) -> dict[str, str]:
+    return {key: value.string_value for key, value in config.parameters.items()}
+
+
+def _tensor_problems(
+    model: str,
+    kind: str,
+    declared: Mapping[str, TensorSpec],
+    known: Mapping[str, TensorSpec],
+    where: str,
+    *,
+    shapes: bool,
+) -> list[str]:
+    """Declared tensors the version does not know, or knows with another type (or shape)."""
+    problems = []
+    for name, spec in declared.items():
+        upstream = known.get(name)
+        if upstream is None:
+            problems.append(f"{model} declares the {kind} {name!r}, which {where} does not know")
+        elif upstream.data_type.startswith("$"):
+            continue  # a type upstream's template leaves to the user
+        elif upstream.data_type != spec.data_type or (
+            shapes and not _dims_match(upstream.dims, spec.dims)
+        ):
+            got = f"{spec.data_type} {list(spec.dims)}" if shapes else spec.data_type
+            wants = f"{upstream.data_type} {list(upstream.dims)}" if shapes else upstream.data_type
+            problems.append(f"{model} {kind} {name!r} is {got} but {where} has {wants}")
     return problems
 
 

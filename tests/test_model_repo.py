@@ -1,22 +1,35 @@
 from __future__ import annotations
 
+import ast
+import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from google.protobuf import text_format
 from tritonclient.grpc.model_config_pb2 import ModelConfig
 
+from aixaudit import cli
 from aixaudit.ensemble import ENSEMBLE_INPUTS, ENSEMBLE_OUTPUTS, TensorSpec
 from aixaudit.errors import ConfigError
 from aixaudit.model_repo import (
+    BACKENDS_MANIFEST,
     CPU_REPO,
+    NEWEST_BACKEND,
     PYTHON_MODELS,
+    REQUIREMENTS_FILE,
     TRTLLM_MODELS,
     TRTLLM_TEMPLATES,
+    backend_versions,
     check_ensemble_wiring,
+    check_repository,
+    check_server_paths,
     fill_template,
+    get_backend,
+    python_requirements,
     read_config,
     render_trtllm,
     tensor_specs,
@@ -41,6 +54,7 @@ def python_models(tmp_path: Path) -> Path:
         (version / "__pycache__").mkdir(parents=True)
         (version / "model.py").write_text(f"# {model} model\n")
         (version / "helper.py").write_text(f"# {model} helper\n")
+        (version / REQUIREMENTS_FILE).write_text("tokenizers\n")
         (version / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"\0")
     return root
 
@@ -88,6 +102,9 @@ def test_default_render_fills_every_parameter(repo: Path) -> None:
         "batch_scheduler_policy": "guaranteed_no_evict",
         "kv_cache_free_gpu_mem_fraction": "0.9",
         "enable_kv_cache_reuse": "true",
+        "tokenizer_dir": TOKENIZER,
+        "guided_decoding_backend": "",
+        "xgrammar_tokenizer_info_path": "",
     }
     trtllm = read_config(repo / "tensorrt_llm" / "config.pbtxt")
     assert trtllm.model_transaction_policy.decoupled is False
@@ -134,7 +151,11 @@ def test_options_reach_the_configs(tmp_path: Path, python_models: Path) -> None:
 def test_python_models_are_copied_without_caches(repo: Path) -> None:
     for model in PYTHON_MODELS:
         version = repo / model / "1"
-        assert sorted(p.name for p in version.iterdir()) == ["helper.py", "model.py"]
+        assert sorted(p.name for p in version.iterdir()) == [
+            "helper.py",
+            "model.py",
+            REQUIREMENTS_FILE,
+        ]
         assert (version / "model.py").read_text() == f"# {model} model\n"
     assert list((repo / "tensorrt_llm" / "1").iterdir()) == []
 
@@ -340,3 +361,198 @@ def test_invalid_config_text_is_an_error(tmp_path: Path) -> None:
     path.write_text('name: "x"\nmax_batch_sise: 4\n')
     with pytest.raises(ConfigError, match="not a valid model config"):
         read_config(path)
+
+
+# Backend versions: the manifest (model_repo/trtllm/backends.json) holds what each version reads.
+
+VERSIONS = list(backend_versions())
+
+
+def test_manifest_names_its_sources_and_containers() -> None:
+    """Each version cites the repository, tag and files its facts come from, and a container."""
+    entries = json.loads(BACKENDS_MANIFEST.read_text())["versions"]
+    assert list(entries) == VERSIONS and NEWEST_BACKEND == VERSIONS[-1] == "1.2"
+    for entry in entries.values():
+        source = entry["source"]
+        assert source["repository"] and source["tag"] and source["files"]
+        assert all(tag.endswith("-trtllm-python-py3") for tag in entry["containers"])
+        assert entry["containers"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_rendered_repository_matches_the_version_manifest(
+    tmp_path: Path, python_models: Path, version: str
+) -> None:
+    """Every parameter the backend reads without a fallback is there, every tensorrt_llm tensor
+    is one the version reads with its type and shape, and the seed reaches it by its name."""
+    backend = get_backend(version)
+    repo = render_trtllm(
+        tmp_path / "repo",
+        tokenizer_dir=TOKENIZER,
+        engine_dir=ENGINE,
+        backend_version=version,
+        python_models_dir=python_models,
+    )
+    assert check_repository(repo, backend=backend) == []
+    assert backend.required_parameters["tensorrt_llm"] <= _params("tensorrt_llm", repo).keys()
+    trtllm = read_config(repo / "tensorrt_llm" / "config.pbtxt")
+    for declared, known in (
+        (tensor_specs(trtllm.input), backend.inputs["tensorrt_llm"]),
+        (tensor_specs(trtllm.output), backend.outputs["tensorrt_llm"]),
+    ):
+        for name, spec in declared.items():
+            assert (spec.data_type, spec.dims) == (known[name].data_type, known[name].dims)
+    seed_step = read_config(repo / "ensemble" / "config.pbtxt").ensemble_scheduling.step[1]
+    assert seed_step.input_map[backend.seed_input] == "seed"
+    assert backend.seed_input in backend.inputs["tensorrt_llm"]
+
+
+def test_seed_is_spelled_as_each_version_reads_it() -> None:
+    assert {v: get_backend(v).seed_input for v in VERSIONS} == {
+        "0.19": "random_seed",
+        "1.2": "seed",
+    }
+
+
+@pytest.mark.parametrize(("rendered", "checked"), [("0.19", "1.2"), ("1.2", "0.19")])
+def test_repository_for_one_version_fails_the_other(
+    tmp_path: Path, python_models: Path, rendered: str, checked: str
+) -> None:
+    repo = render_trtllm(
+        tmp_path / "repo",
+        tokenizer_dir=TOKENIZER,
+        engine_dir=ENGINE,
+        backend_version=rendered,
+        python_models_dir=python_models,
+    )
+    seed = get_backend(rendered).seed_input
+    assert check_repository(repo, backend=get_backend(checked)) == [
+        f"tensorrt_llm declares the input {seed!r}, which backend {checked} does not know"
+    ]
+
+
+def test_missing_parameter_and_wrong_tensor_type_are_reported(repo: Path) -> None:
+    """The old template: no guided-decoding parameters; and a tensor typed unlike upstream."""
+    path = repo / "tensorrt_llm" / "config.pbtxt"
+    config = read_config(path)
+    for name in ("tokenizer_dir", "guided_decoding_backend"):
+        del config.parameters[name]
+    path.write_text(text_format.MessageToString(config))
+    post = repo / "postprocessing" / "config.pbtxt"
+    post_config = read_config(post)
+    post_config.output[0].data_type = 8  # TYPE_INT32
+    post.write_text(text_format.MessageToString(post_config))
+    where = "which backend 1.2 reads with no default"
+    assert check_repository(repo, backend=get_backend(NEWEST_BACKEND)) == [
+        "ensemble output 'text_output' is TYPE_STRING [-1] but its step gives TYPE_INT32 [-1]",
+        f"tensorrt_llm lacks the parameter 'guided_decoding_backend', {where}",
+        f"tensorrt_llm lacks the parameter 'tokenizer_dir', {where}",
+        "postprocessing output 'OUTPUT' is TYPE_INT32 but backend 1.2 has TYPE_STRING",
+    ]
+
+
+def test_missing_requirements_and_required_input_are_reported(repo: Path) -> None:
+    (repo / "preprocessing" / "1" / REQUIREMENTS_FILE).unlink()
+    path = repo / "tensorrt_llm" / "config.pbtxt"
+    config = read_config(path)
+    kept = [t for t in config.input if t.name != "request_output_len"]
+    del config.input[:]
+    config.input.extend(kept)
+    path.write_text(text_format.MessageToString(config))
+    problems = check_repository(repo, backend=get_backend(NEWEST_BACKEND))
+    assert (
+        "tensorrt_llm does not declare the input 'request_output_len', which backend 1.2 requires"
+        in problems
+    )
+    assert (
+        f"preprocessing/1 has no {REQUIREMENTS_FILE} naming the modules its model.py imports"
+        in problems
+    )
+
+
+def test_unknown_backend_version_is_an_error(tmp_path: Path) -> None:
+    assert get_backend("v1.2.1").name == "1.2" and get_backend("0.19.0").name == "0.19"
+    with pytest.raises(ConfigError, match=r"'0\.18' is not supported; choose one of: 0\.19, 1\.2"):
+        render_trtllm(
+            tmp_path / "repo", tokenizer_dir=TOKENIZER, engine_dir=ENGINE, backend_version="0.18"
+        )
+    assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize("model", PYTHON_MODELS)
+def test_python_models_declare_every_module_they_import(model: str) -> None:
+    """requirements.txt names each non-standard module model.py imports (Triton's own aside)."""
+    tree = ast.parse((CPU_REPO / model / "1" / "model.py").read_text())
+    imported = {
+        name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for name in (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+        )
+    }
+    third_party = (
+        imported - set(sys.stdlib_module_names) - {"__future__", "triton_python_backend_utils"}
+    )
+    assert (
+        sorted(python_requirements(CPU_REPO)[model])
+        == sorted(third_party)
+        == ["numpy", "tokenizers"]
+    )
+
+
+def _server_files(tmp_path: Path) -> tuple[Path, Path]:
+    tokenizer, engine = tmp_path / "tok", tmp_path / "engine"
+    tokenizer.mkdir()
+    engine.mkdir()
+    (tokenizer / "tokenizer.json").write_text("{}")
+    (engine / "config.json").write_text("{}")
+    return tokenizer, engine
+
+
+def test_server_paths_good_and_broken(tmp_path: Path, python_models: Path) -> None:
+    tokenizer, engine = _server_files(tmp_path)
+    repo = render_trtllm(
+        tmp_path / "repo",
+        tokenizer_dir=tokenizer,
+        engine_dir=engine,
+        python_models_dir=python_models,
+    )
+    assert check_server_paths(repo) == []
+    (tokenizer / "tokenizer.json").unlink()
+    (engine / "config.json").unlink()
+    assert check_server_paths(repo) == [
+        f"no tokenizer.json in {tokenizer} "
+        "(preprocessing's tokenizer_dir, postprocessing's tokenizer_dir)",
+        f"no config.json in {engine} (tensorrt_llm's gpt_model_path)",
+    ]
+
+
+def test_check_command_on_good_and_broken_repositories(tmp_path: Path) -> None:
+    tokenizer, engine = _server_files(tmp_path)
+    repo = tmp_path / "repo"
+    render = [
+        "model-repo",
+        "render",
+        "--tokenizer-dir",
+        str(tokenizer),
+        "--engine-dir",
+        str(engine),
+    ]
+    rendered = CliRunner().invoke(cli.main, [*render, "--backend-version", "0.19", str(repo)])
+    assert rendered.exit_code == 0, rendered.output
+    assert "warning" not in rendered.output
+    good = CliRunner().invoke(
+        cli.main, ["model-repo", "check", "--backend-version", "0.19", str(repo)]
+    )
+    assert good.exit_code == 0 and "ready for TensorRT-LLM backend 0.19" in good.output
+    (engine / "config.json").unlink()
+    broken = CliRunner().invoke(cli.main, ["model-repo", "check", str(repo)])
+    assert broken.exit_code == 1
+    assert broken.output.strip().splitlines() == [
+        f"error: {repo} would not serve on TensorRT-LLM backend 1.2: tensorrt_llm declares the "
+        f"input 'random_seed', which backend 1.2 does not know; no config.json in {engine} "
+        "(tensorrt_llm's gpt_model_path)."
+    ]

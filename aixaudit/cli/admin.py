@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from sqlalchemy import make_url
 
 from aixaudit.config import get_settings
-from aixaudit.errors import AixauditError
-from aixaudit.model_repo import SCHEDULER_POLICIES, render_trtllm
+from aixaudit.errors import AixauditError, ConfigError
+from aixaudit.model_repo import (
+    NEWEST_BACKEND,
+    SCHEDULER_POLICIES,
+    backend_versions,
+    check_repository,
+    check_server_paths,
+    get_backend,
+    render_trtllm,
+)
 from aixaudit.store import db
 
 from .shared import console
@@ -67,8 +76,21 @@ def model_repo_group() -> None:
     """Triton model repositories."""
 
 
+def _backend_version_option(command: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--backend-version",
+        default=NEWEST_BACKEND,
+        show_default=True,
+        help=(
+            "TensorRT-LLM backend release line the server runs "
+            f"({', '.join(backend_versions())}; see model_repo/README.md for container tags)."
+        ),
+    )(command)
+
+
 @model_repo_group.command("render")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@_backend_version_option
 @click.option(
     "--tokenizer-dir",
     required=True,
@@ -125,6 +147,7 @@ def model_repo_group() -> None:
 @click.option("--force", is_flag=True, help="Replace OUT if it is not empty.")
 def model_repo_render_command(
     out: Path,
+    backend_version: str,
     tokenizer_dir: str,
     engine_dir: str,
     max_batch_size: int,
@@ -137,9 +160,14 @@ def model_repo_render_command(
     postprocessing_instances: int,
     force: bool,
 ) -> None:
-    """Render the TensorRT-LLM (aiXcoder-7B) repository into OUT, ready for tritonserver."""
+    """Render the TensorRT-LLM (aiXcoder-7B) repository into OUT for the named backend version.
+
+    The render fails, writing nothing, if the result would not load on that version; paths the
+    configs point at are checked too, but only warned about: they are the server's paths.
+    """
     rendered = render_trtllm(
         out,
+        backend_version=backend_version,
         tokenizer_dir=tokenizer_dir,
         engine_dir=engine_dir,
         max_batch_size=max_batch_size,
@@ -152,4 +180,29 @@ def model_repo_render_command(
         postprocessing_instances=postprocessing_instances,
         force=force,
     )
-    console.print(f"rendered {rendered}; serve it with: tritonserver --model-repository={rendered}")
+    version = get_backend(backend_version)
+    console.print(
+        f"rendered {rendered} for TensorRT-LLM backend {version.name} ({version.release})"
+    )
+    for problem in check_server_paths(rendered):
+        console.print(f"warning: {problem} on this machine; fine if the server sees it there")
+    console.print(f"serve it with: tritonserver --model-repository={rendered}")
+
+
+@model_repo_group.command("check")
+@click.argument("repo", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@_backend_version_option
+def model_repo_check_command(repo: Path, backend_version: str) -> None:
+    """Say what would stop REPO from loading on the named backend version, run where it is served.
+
+    Checks the ensemble wiring, the parameters and tensor names the backend version reads, the
+    Python models' requirements.txt, a tokenizer.json in the tokenizer dir and the engine's
+    config.json in the engine dir.
+    """
+    version = get_backend(backend_version)
+    problems = check_repository(repo, backend=version) + check_server_paths(repo)
+    if problems:
+        raise ConfigError(
+            f"{repo} would not serve on TensorRT-LLM backend {version.name}: {'; '.join(problems)}."
+        )
+    console.print(f"{repo}: ready for TensorRT-LLM backend {version.name} ({version.release})")
