@@ -27,7 +27,7 @@ HEADLINE = {
     "acceptance_rate": True,
     **{
         name: METRICS[name].higher_is_better
-        for name in ("exact_match", "es_fuzz", "identifier_f1", "parses_after_insert")
+        for name in ("exact_match", "es_rapidfuzz", "identifier_f1", "parses_after_insert")
     },
 }
 

@@ -1,27 +1,31 @@
 """Named, versioned metrics comparing a completion with the masked original, and acceptance.
 
-Harnesses disagree on what "exact match" or "edit similarity" mean (see the docs of each
-metric), so every score is stored with its metric's name and version: changing a definition
-means a new version, and old runs stay comparable with themselves.
+Harnesses disagree on what "exact match" or "edit similarity" mean, so a metric named after a
+harness reproduces that harness's code on any input (pinned in tests/test_scoring.py to values
+its code produced), cites its repository, file and commit in its definition, and another
+definition gets another name. Every score is stored with its metric's name and version:
+changing what a metric computes means a new version, and old runs stay comparable with
+themselves.
 """
 
 from __future__ import annotations
 
-import keyword
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache, cached_property
+from difflib import SequenceMatcher
+from functools import cached_property
 from typing import Any
 
-import tree_sitter
 from rapidfuzz import fuzz
 from rapidfuzz.distance import LCSseq, Levenshtein
+from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 from aixaudit.errors import ConfigError
-from aixaudit.languages import Language, parse
+from aixaudit.keywords import KEYWORDS
+from aixaudit.languages import Language
 
 
 @dataclass(frozen=True)
@@ -83,35 +87,181 @@ def score(prediction: str, reference: str, *, language: Language, parses: bool) 
     return {name: compute(pair) for name, compute in _COMPUTE.items()}
 
 
+# --- the references ---------------------------------------------------------------------------
+
+AIXCODER = (
+    "aixcoder-plugin/aiXcoder-FIM-Evaluation run_evaluate.py "
+    "@ firebd3771e3b9aefa85db78e12fee93e3136accadc7"
+)
+CCEVAL = (
+    "amazon-science/cceval scripts/eval_metric.py, scripts/eval_utils.py "
+    "@ 25f9cab757f5607695a4e7cbe7c4fee09d423d4c"
+)
+REPOBENCH = "Leolty/repobench evaluation/metrics.py @ 630c8658fa336c2d8cd86dcd26740fe172db07cd"
+LONGBENCH = "THUDM/LongBench LongBench/metrics.py @ 2e00731f8d0bff23dc4325161044d0ed8af94c1e"
+FUZZYWUZZY = (
+    "fuzzywuzzy 0.18.0 fuzz.ratio without python-Levenshtein, as the harness installs it: "
+    "100 if equal, 0 if one side is empty, else round(100 * difflib "
+    "SequenceMatcher(None, prediction, reference).ratio()), here / 100"
+)
+
+
+def fuzzywuzzy_ratio(prediction: str, reference: str) -> float:
+    """fuzzywuzzy's `fuzz.ratio` / 100 where python-Levenshtein is absent (difflib, autojunk on,
+    rounded half to even to an integer percentage), as CrossCodeEval, RepoBench and LongBench
+    run it; far below rapidfuzz's Indel ratio on long texts, where autojunk drops common
+    characters."""
+    if prediction == reference:
+        return 1.0
+    if not prediction or not reference:
+        return 0.0
+    return round(100 * SequenceMatcher(None, prediction, reference).ratio()) / 100
+
+
+# CrossCodeEval's remove_comments: from `#` or `//` to the end of the line, in any language
+# and inside strings too.
+_CCEVAL_COMMENT = re.compile(r"#.*|//.*")
+# CrossCodeEval's string_pattern: '...' or "..." with backslash escapes, across lines.
+_CCEVAL_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|\'[^\'\\]*(?:\\.[^\'\\]*)*\'')
+_WORD = re.compile(r"\w+")
+_IDENTIFIER_START = re.compile(r"[_a-zA-Z]")
+
+
+def cceval_strip_comments(code: str) -> str:
+    return _CCEVAL_COMMENT.sub("", code)
+
+
+def identifiers(code: str, language: Language) -> list[str]:
+    """CrossCodeEval's identifiers of a fragment, in order, repeats kept: comments removed
+    (`#` or `//` to the line's end), then string literals, then every `\\w+` word that starts with
+    an ASCII letter or `_` and is not a keyword of the language (aixaudit.keywords)."""
+    code = _CCEVAL_STRING.sub("", cceval_strip_comments(code))
+    keywords = KEYWORDS[language.name]
+    return [
+        word
+        for word in _WORD.findall(code)
+        if _IDENTIFIER_START.match(word) and word not in keywords
+    ]
+
+
+_TOKENIZE_13A = Tokenizer13a()
+
+
+def tokens_13a(text: str) -> list[str]:
+    """sacrebleu's 13a tokens, which aiXcoder's own Tokenizer13a returns as a list."""
+    return _TOKENIZE_13A(text).split()
+
+
+def bleu_aixcoder(prediction: list[str], reference: list[str]) -> float:
+    """aiXcoder's calculate_bleu4 on one tokenised pair: n-grams up to 4, fewer when the
+    reference has 3, 2 or 1 tokens; clipped precisions without smoothing; 0 when any precision
+    is 0; brevity penalty exp(1 - ref/pred) when the prediction is not longer."""
+    if not prediction or not reference:
+        return 0.0  # the harness: 0.0 for no prediction tokens, ZeroDivisionError for no reference
+    max_order = min(len(reference), 4)
+    precisions = []
+    for order in range(1, max_order + 1):
+        pred_ngrams = Counter(_ngrams(prediction, order))
+        overlap = pred_ngrams & Counter(_ngrams(reference, order))
+        possible = len(prediction) - order + 1
+        precisions.append(sum(overlap.values()) / possible if possible > 0 else 0.0)
+    if min(precisions) <= 0:
+        return 0.0
+    geo_mean = math.exp(sum((1.0 / max_order) * math.log(p) for p in precisions))
+    ratio = len(prediction) / len(reference)
+    return geo_mean * (1.0 if ratio > 1.0 else math.exp(1 - 1.0 / ratio))
+
+
+def _ngrams(words: list[str], order: int) -> list[tuple[str, ...]]:
+    return [tuple(words[i : i + order]) for i in range(len(words) - order + 1)]
+
+
 # --- the metrics ----------------------------------------------------------------------------
 
 
 @metric(
     "exact_match",
     version=1,
-    definition="1 if prediction.strip() == reference.strip() else 0 (aiXcoder FIM harness)",
+    definition=f"1 if prediction.strip() == reference.strip() else 0 ({AIXCODER}, score())",
 )
 def _exact_match(pair: Pair) -> float:
     return float(pair.prediction.strip() == pair.reference.strip())
 
 
 @metric(
-    "es_fuzz",
+    "exact_match_cceval",
     version=1,
-    definition="rapidfuzz fuzz.ratio of the stripped texts / 100, i.e. 1 - Indel distance / "
-    "total length (CrossCodeEval, RepoBench edit similarity)",
+    definition="1 if the stripped non-empty lines are equal after comments (# or // to the "
+    f"line's end) are removed ({CCEVAL}, process_examples)",
 )
-def _es_fuzz(pair: Pair) -> float:
+def _exact_match_cceval(pair: Pair) -> float:
+    def lines(text: str) -> list[str]:
+        return [line.strip() for line in cceval_strip_comments(text).split("\n") if line.strip()]
+
+    return float(lines(pair.prediction) == lines(pair.reference))
+
+
+@metric(
+    "exact_match_repobench",
+    version=1,
+    definition=f"1 if prediction.split() == reference.split() ({REPOBENCH}, exact_match_score)",
+)
+def _exact_match_repobench(pair: Pair) -> float:
+    return float(pair.prediction.split() == pair.reference.split())
+
+
+@metric(
+    "es_cceval",
+    version=1,
+    definition="comments (# or // to the line's end) removed, both sides strip()ped, then "
+    f"{FUZZYWUZZY} ({CCEVAL}, cal_edit_sim)",
+)
+def _es_cceval(pair: Pair) -> float:
+    return fuzzywuzzy_ratio(
+        cceval_strip_comments(pair.prediction).strip(),
+        cceval_strip_comments(pair.reference).strip(),
+    )
+
+
+@metric(
+    "es_repobench",
+    version=1,
+    definition=f"the texts as they are, {FUZZYWUZZY} ({REPOBENCH}, edit_similarity_score)",
+)
+def _es_repobench(pair: Pair) -> float:
+    return fuzzywuzzy_ratio(pair.prediction, pair.reference)
+
+
+@metric(
+    "es_longbench",
+    version=1,
+    definition="the prediction's first line (after leading newlines) without `, # or //, or '' "
+    f"if none, against the whole reference: {FUZZYWUZZY} ({LONGBENCH}, code_sim_score)",
+)
+def _es_longbench(pair: Pair) -> float:
+    lines = pair.prediction.lstrip("\n").split("\n")
+    first = next((line for line in lines if not any(m in line for m in ("`", "#", "//"))), "")
+    return fuzzywuzzy_ratio(first, pair.reference)
+
+
+@metric(
+    "es_rapidfuzz",
+    version=1,
+    definition="rapidfuzz 3 fuzz.ratio of the strip()ped texts / 100, i.e. 1 - Indel distance / "
+    "total length; 1 when both are empty. No harness computes this (their fuzz.ratio is "
+    "difflib's: es_cceval, es_repobench); equal to theirs on short texts, not on long ones",
+)
+def _es_rapidfuzz(pair: Pair) -> float:
     return fuzz.ratio(pair.prediction.strip(), pair.reference.strip()) / 100
 
 
 @metric(
-    "es_lev",
+    "es_levenshtein",
     version=1,
-    definition="1 - Levenshtein distance / max length of the stripped texts, 1 when both "
-    "are empty (LongBench-style edit similarity)",
+    definition="1 - Levenshtein distance / max length of the strip()ped texts, 1 when both "
+    "are empty. No harness computes this (LongBench's code_sim_score is es_longbench)",
 )
-def _es_lev(pair: Pair) -> float:
+def _es_levenshtein(pair: Pair) -> float:
     pred, ref = pair.prediction.strip(), pair.reference.strip()
     longest = max(len(pred), len(ref))
     return 1.0 - Levenshtein.distance(pred, ref) / longest if longest else 1.0
@@ -119,9 +269,10 @@ def _es_lev(pair: Pair) -> float:
 
 @metric(
     "identifier_em",
-    version=1,
-    definition="1 if the identifier sequences (in order, repeats kept) are equal "
-    "(CrossCodeEval identifier exact match)",
+    version=2,
+    definition="1 if the identifier lists (in order, repeats kept) are equal; identifiers: "
+    "comments then string literals removed, \\w+ words starting with [_a-zA-Z] that are not "
+    f"keywords of the language (aixaudit/keywords.py) ({CCEVAL}, extract_identifiers)",
 )
 def _identifier_em(pair: Pair) -> float:
     return float(pair.pred_ids == pair.ref_ids)
@@ -129,16 +280,30 @@ def _identifier_em(pair: Pair) -> float:
 
 @metric(
     "identifier_f1",
-    version=1,
-    definition="F1 of the sets of identifiers, 2tp / (2tp + fp + fn) (CrossCodeEval); "
-    "1 when both have none",
+    version=2,
+    definition="2tp / (2tp + fp + fn) over the sets of identifiers (as identifier_em), 0 when "
+    f"both have none ({CCEVAL}, compute_id_match)",
 )
 def _identifier_f1(pair: Pair) -> float:
     pred, ref = set(pair.pred_ids), set(pair.ref_ids)
     if not pred and not ref:
-        return 1.0  # CrossCodeEval's 0 would fail a correct `return 1`
+        return 0.0
     true_pos = len(pred & ref)
     return 2 * true_pos / (len(pred) + len(ref))
+
+
+@metric(
+    "bleu4_aixcoder",
+    version=1,
+    definition="sentence BLEU-4 of the strip()ped texts on 13a tokens (sacrebleu 2.6.0), "
+    "n-gram order lowered to 3/2/1 for references of 3/2/1 tokens, no smoothing; 1 on exact "
+    f"match, 0 when a side is empty or has no tokens ({AIXCODER}, calculate_bleu4, score())",
+)
+def _bleu4_aixcoder(pair: Pair) -> float:
+    pred, ref = pair.prediction.strip(), pair.reference.strip()
+    if pred == ref:
+        return 1.0
+    return bleu_aixcoder(tokens_13a(pred), tokens_13a(ref))
 
 
 @metric(
@@ -152,140 +317,32 @@ def _parses_after_insert(pair: Pair) -> float:
 
 
 @metric(
-    "length_ratio",
+    "length_pred",
     version=1,
     higher_is_better=False,
-    definition="len(prediction.strip()) / len(reference.strip()); 1 is ideal, above 1 is "
-    "over-long (aiXcoder Length(Pred/Ref)); empty reference: 1 if the prediction "
-    "is empty too, else 0",
+    definition="len(prediction.strip()) in characters; its mean is the Pred of aiXcoder's "
+    f"Length(Pred/Ref) ({AIXCODER}, analyze())",
 )
-def _length_ratio(pair: Pair) -> float:
-    pred, ref = pair.prediction.strip(), pair.reference.strip()
-    if not ref:
-        return float(not pred)
-    return len(pred) / len(ref)
+def _length_pred(pair: Pair) -> float:
+    return float(len(pair.prediction.strip()))
 
 
-# --- identifiers ------------------------------------------------------------------------------
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_JS_WORDS = (
-    "break case catch class const continue debugger default delete do else export extends "
-    "finally for function if import in instanceof let new return super switch this throw try "
-    "typeof var void while with yield true false null undefined"
+@metric(
+    "length_ref",
+    version=1,
+    higher_is_better=False,
+    definition="len(reference.strip()) in characters; its mean is the Ref of aiXcoder's "
+    f"Length(Pred/Ref) ({AIXCODER}, analyze())",
 )
-_C_WORDS = (
-    "auto break case char const continue default do double else enum extern float for goto if "
-    "inline int long register restrict return short signed sizeof static struct switch typedef "
-    "union unsigned void volatile while _Bool NULL true false"
-)
-# Reserved words and literal words, excluded when identifiers are found by the regex.
-_KEYWORDS: dict[str, str] = {
-    "python": " ".join(keyword.kwlist),
-    "java": (
-        "abstract assert boolean break byte case catch char class const continue default do "
-        "double else enum extends final finally float for goto if implements import instanceof "
-        "int interface long native new package private protected public return short static "
-        "strictfp super switch synchronized this throw throws transient try void volatile while "
-        "true false null"
-    ),
-    "javascript": _JS_WORDS,
-    "typescript": _JS_WORDS + " enum implements interface package private protected public "
-    "any boolean never number object string symbol unknown",
-    "go": (
-        "break case chan const continue default defer else fallthrough for func go goto if "
-        "import interface map package range return select struct switch type var true false nil "
-        "iota"
-    ),
-    "rust": (
-        "as async await break const continue crate dyn else enum extern false fn for if impl in "
-        "let loop match mod move mut pub ref return self Self static struct super trait true "
-        "type unsafe use where while"
-    ),
-    "c": _C_WORDS,
-    "cpp": _C_WORDS
-    + (
-        " alignas alignof and bitand bitor bool catch class compl concept constexpr const_cast "
-        "decltype delete dynamic_cast explicit friend mutable namespace new noexcept not nullptr "
-        "operator or private protected public reinterpret_cast requires static_assert "
-        "static_cast template this throw try typeid typename using virtual wchar_t xor "
-        "co_await co_return co_yield"
-    ),
-}
-_KEYWORDS["tsx"] = _KEYWORDS["typescript"]
-# Fragments (a statement, a block body) parse inside a function body in these languages.
-_BODY_WRAPPERS: dict[str, tuple[str, str]] = {
-    "c": ("void f(void) {\n", "\n}\n"),
-    "cpp": ("void f() {\n", "\n}\n"),
-    "java": ("class A { void f() {\n", "\n} }\n"),
-    "javascript": ("function f() {\n", "\n}\n"),
-    "typescript": ("function f() {\n", "\n}\n"),
-    "tsx": ("function f() {\n", "\n}\n"),
-    "go": ("package p\nfunc f() {\n", "\n}\n"),
-    "rust": ("fn f() {\n", "\n}\n"),
-}
-
-
-def identifiers(code: str, language: Language) -> list[str]:
-    """Identifiers of a code fragment, in order, repeats kept.
-
-    From the syntax tree when the fragment parses without an ERROR node on its own or inside a
-    function body (MISSING nodes, e.g. a `;` after a bare condition, are tolerated): leaves of
-    type `identifier` or `*_identifier`, so words in strings and comments don't count.
-    Otherwise every `[A-Za-z_][A-Za-z0-9_]*` word that is not a keyword of the language.
-    """
-    code = code.strip()
-    for before, after in (("", ""), _wrapper(language, code)):
-        tree = parse(language, (before + code + after).encode())
-        if not _has_error_node(tree.root_node):
-            start = len(before.encode())
-            end = start + len(code.encode())
-            return [
-                node.text.decode()
-                for node in _nodes(tree.root_node)
-                if node.child_count == 0
-                and _is_identifier_type(node.type)
-                and start <= node.start_byte < end
-                and node.text is not None
-            ]
-    keywords = _keyword_set(language.name)
-    return [word for word in _IDENTIFIER.findall(code) if word not in keywords]
-
-
-def _wrapper(language: Language, code: str) -> tuple[str, str]:
-    if language.name != "python":
-        return _BODY_WRAPPERS.get(language.name, ("", ""))
-    # A Python body's first line lost its indentation to the prefix; give it back.
-    indents = [
-        line[: len(line) - len(line.lstrip())] for line in code.splitlines()[1:] if line.strip()
-    ]
-    indent = min(indents, key=len) if indents else ""
-    return "if True:\n" + (indent or "    "), "\n"
-
-
-def _is_identifier_type(node_type: str) -> bool:
-    return node_type == "identifier" or node_type.endswith("_identifier")
-
-
-def _has_error_node(root: tree_sitter.Node) -> bool:
-    return root.has_error and any(node.is_error for node in _nodes(root))
-
-
-def _nodes(root: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
-    """All nodes in document order."""
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(reversed(node.children))
-
-
-@cache
-def _keyword_set(language: str) -> frozenset[str]:
-    return frozenset(_KEYWORDS.get(language, "").split())
+def _length_ref(pair: Pair) -> float:
+    return float(len(pair.reference.strip()))
 
 
 # --- acceptance -----------------------------------------------------------------------------
+
+
+# Former names of metrics whose computation and version did not change, for stored rules.
+RENAMED = {"es_fuzz": "es_rapidfuzz", "es_lev": "es_levenshtein"}
 
 
 @dataclass(frozen=True)
@@ -294,9 +351,11 @@ class AcceptanceRule:
 
     Exact match always accepts. Otherwise the metric must reach the threshold (>= for metrics
     where higher is better, <= for the others) and, if require_parse, the file must still parse.
+    The default, es_rapidfuzz >= 0.8, is the computation this rule has always used (it was
+    named es_fuzz before the names said what they compute).
     """
 
-    metric: str = "es_fuzz"
+    metric: str = "es_rapidfuzz"
     threshold: float = 0.8
     require_parse: bool = True
 
@@ -329,11 +388,15 @@ class AcceptanceRule:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AcceptanceRule:
-        """Read a rule; a metric_version, if given, must be the registered one."""
+        """Read a rule; a metric_version, if given, must be the registered one. A stored rule
+        that names a metric by its former name (same computation, same version) still reads."""
         unknown = set(data) - {"metric", "metric_version", "threshold", "require_parse"}
         if unknown:
             raise ConfigError(f"Unknown acceptance rule keys: {', '.join(sorted(unknown))}.")
-        rule = cls(**{key: value for key, value in data.items() if key != "metric_version"})
+        fields = {key: value for key, value in data.items() if key != "metric_version"}
+        if isinstance(fields.get("metric"), str):
+            fields["metric"] = RENAMED.get(fields["metric"], fields["metric"])
+        rule = cls(**fields)
         version = data.get("metric_version")
         if version is not None and version != METRICS[rule.metric].version:
             raise ConfigError(

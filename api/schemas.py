@@ -149,7 +149,7 @@ class TrendPointOut(Schema):
     lines_accepted: int
     chars_suggested: int
     chars_accepted: int
-    metrics: dict[str, float] = Field(description="means of exact_match and es_fuzz")
+    metrics: dict[str, float] = Field(description="means of exact_match and es_rapidfuzz")
 
 
 class TrendOut(Schema):

@@ -41,7 +41,8 @@ OTHER_ORIGIN = "git@example.com:team/other.git"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # Hand-made results, one per point in id order:
-# (accepted, exact_match, es_fuzz, lines suggested, lines accepted, chars suggested, chars accepted)
+# (accepted, exact_match, es_rapidfuzz, lines suggested, lines accepted, chars suggested,
+#  chars accepted)
 Result = tuple[bool, float, float, int, int, int, int]
 FIRST: list[Result] = [
     (True, 1, 1.0, 2, 2, 40, 40),
@@ -140,7 +141,7 @@ def row(run_id: int, point_id: int, number: int, result: Result | None) -> dict[
         "text": f"suggestion {number}", "prompt_tokens": 10, "latency_ms": LATENCY_MS,
         "attempts": 1, "error": None, "accepted": accepted, "lines_suggested": lines,
         "lines_accepted": lines_ok, "chars_suggested": chars, "chars_accepted": chars_ok,
-        "scores": {"exact_match": em, "es_fuzz": es},
+        "scores": {"exact_match": em, "es_rapidfuzz": es},
     }  # fmt: skip
 
 
@@ -274,7 +275,7 @@ def expected_breakdown(
         "chars_accepted": sum(r[6] for r in answered),
         "mean_latency_ms": LATENCY_MS if answered else None,
         "metrics": {
-            "es_fuzz": pytest.approx(sum(r[2] for r in answered) / len(answered)),
+            "es_rapidfuzz": pytest.approx(sum(r[2] for r in answered) / len(answered)),
             "exact_match": pytest.approx(sum(r[1] for r in answered) / len(answered)),
         }
         if answered
@@ -288,7 +289,7 @@ def test_a_run_report_has_totals_breakdowns_definitions_and_deltas(server: Serve
         "key": "all", "points": 4, "suggestions": 4, "errors": 0, "accepted": 3,
         "acceptance_rate": 0.75, "lines_suggested": 4, "lines_accepted": 3,
         "chars_suggested": 40, "chars_accepted": 30, "mean_latency_ms": LATENCY_MS,
-        "metrics": {"es_fuzz": pytest.approx(0.8), "exact_match": 0.5},
+        "metrics": {"es_rapidfuzz": pytest.approx(0.8), "exact_match": 0.5},
     }  # fmt: skip
     points = server.seeded.points["second"]
     for field, index in (("by_language", 1), ("by_kind", 2)):
@@ -304,7 +305,7 @@ def test_a_run_report_has_totals_breakdowns_definitions_and_deltas(server: Serve
     assert report["metrics"] == [
         {"name": name, "version": METRICS[name].version, "definition": METRICS[name].definition,
          "higher_is_better": METRICS[name].higher_is_better}
-        for name in ("es_fuzz", "exact_match")
+        for name in ("es_rapidfuzz", "exact_match")
     ]  # fmt: skip
     assert report["acceptance_rule"] == AcceptanceRule().to_dict()
     assert report["config"]["max_points"] == 4
@@ -316,13 +317,13 @@ def test_a_run_report_has_totals_breakdowns_definitions_and_deltas(server: Serve
     assert {d["metric"]: (d["baseline"], d["value"], d["regressed"]) for d in report["deltas"]} == {
         "acceptance_rate": (0.5, 0.75, False),
         "exact_match": (0.25, 0.5, False),
-        "es_fuzz": (pytest.approx(0.65), pytest.approx(0.8), False),
+        "es_rapidfuzz": (pytest.approx(0.65), pytest.approx(0.8), False),
     }
 
     third = server.ok(f"/api/runs/{server.seeded.runs['third']}")
     assert third["totals"] == expected_breakdown(server.seeded.points["third"], THIRD, "all")
     assert [d["metric"] for d in third["deltas"] if d["regressed"]] == [
-        "acceptance_rate", "es_fuzz", "exact_match",
+        "acceptance_rate", "es_rapidfuzz", "exact_match",
     ]  # fmt: skip
 
 
@@ -344,7 +345,7 @@ def test_suggestions_are_paged_in_file_order_with_scores(server: Server) -> None
         assert item["suggestion"] == f"suggestion {number}"
         assert item["raw_text"] == f"raw {number}"
         assert (item["accepted"], item["error"], item["reused"]) == (accepted, None, False)
-        assert item["scores"] == {"es_fuzz": pytest.approx(es), "exact_match": em}
+        assert item["scores"] == {"es_rapidfuzz": pytest.approx(es), "exact_match": em}
         assert (item["lines_suggested"], item["chars_accepted"]) == (lines, chars_ok)
         assert item["original"] and item["end_line"] >= item["start_line"] >= 1
 
@@ -375,9 +376,9 @@ def test_the_trend_per_run_follows_finished_runs(server: Server) -> None:
         (4, 2, 0.5), (4, 3, 0.75), (2, 0, 0.0),
     ]  # fmt: skip
     assert [p["metrics"] for p in points] == [
-        {"exact_match": 0.25, "es_fuzz": pytest.approx(0.65)},
-        {"exact_match": 0.5, "es_fuzz": pytest.approx(0.8)},
-        {"exact_match": 0.0, "es_fuzz": pytest.approx(0.4)},
+        {"exact_match": 0.25, "es_rapidfuzz": pytest.approx(0.65)},
+        {"exact_match": 0.5, "es_rapidfuzz": pytest.approx(0.8)},
+        {"exact_match": 0.0, "es_rapidfuzz": pytest.approx(0.4)},
     ]
     assert [
         (p["lines_suggested"], p["lines_accepted"], p["chars_suggested"], p["chars_accepted"])
@@ -401,7 +402,7 @@ def test_the_trend_per_day_adds_up_the_day_s_suggestions(server: Server) -> None
     ]  # fmt: skip
     assert points[1]["metrics"] == {
         "exact_match": pytest.approx(2 / 6),  # 1+1+0+0 and 0+0
-        "es_fuzz": pytest.approx((1.0 + 1.0 + 0.8 + 0.4 + 0.5 + 0.3) / 6),
+        "es_rapidfuzz": pytest.approx((1.0 + 1.0 + 0.8 + 0.4 + 0.5 + 0.3) / 6),
     }
     assert [
         (p["lines_suggested"], p["lines_accepted"], p["chars_suggested"], p["chars_accepted"])
@@ -507,12 +508,12 @@ def test_post_runs_enqueues_the_planning_task(server: Server) -> None:
         "task_id": task["task_id"], "state": "PENDING", "run_id": None, "error": None,
     }  # fmt: skip
 
-    rule = {"metric": "es_lev", "threshold": 0.5, "require_parse": False}
+    rule = {"metric": "es_levenshtein", "threshold": 0.5, "require_parse": False}
     chosen = {"location": "/srv/repo", "options": {"profile": "aixcoder"}, "acceptance": rule}
     assert server.post("/api/runs", chosen).status_code == 202
     _, _, options, rule = queued(server)[-1]["args"]
     assert options["profile"] == "aixcoder"
-    assert rule == AcceptanceRule("es_lev", 0.5, require_parse=False).to_dict()
+    assert rule == AcceptanceRule("es_levenshtein", 0.5, require_parse=False).to_dict()
 
 
 def test_cancel_and_resume_are_safe_to_repeat(server: Server) -> None:

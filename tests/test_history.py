@@ -176,9 +176,9 @@ def test_comparison_flags_a_drop_beyond_the_threshold(
         run = session.get(Run, second)
         assert (run.baseline_run_id, run.regression_threshold) == (first, 0.05)
     assert set(deltas) == set(history.HEADLINE)
-    # accepted when es_fuzz >= 0.8: all of the first run's points, none of the second's
+    # accepted when es_rapidfuzz >= 0.8: all of the first run's points, none of the second's
     assert (deltas["acceptance_rate"].baseline, deltas["acceptance_rate"].value) == (1.0, 0.0)
-    assert deltas["es_fuzz"].delta == pytest.approx(-0.2)
+    assert deltas["es_rapidfuzz"].delta == pytest.approx(-0.2)
     assert all(d.regressed for d in deltas.values())
 
     # A larger threshold, asked again: the deltas are replaced, not added.

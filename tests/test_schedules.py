@@ -129,7 +129,7 @@ def test_schedule_commands(db_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     [listed] = json.loads(runner.invoke(cli.main, ["schedule", "list", "--json"]).output)
     assert (listed["origin"], listed["ref"], listed["at"]) == (str(repo.resolve()), None, "03:15")
     assert listed["options"]["max_points"] == 7
-    assert listed["acceptance_rule"]["metric"] == "es_fuzz"
+    assert listed["acceptance_rule"]["metric"] == "es_rapidfuzz"
 
     bad = runner.invoke(cli.main, ["schedule", "add", str(repo), "--ref", "dev", "--at", "25:00"])
     assert bad.exit_code == 1 and "HH:MM" in bad.output

@@ -20,7 +20,9 @@ from sqlalchemy import Engine, delete, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
+from aixaudit import scoring
 from aixaudit.errors import ConfigError, RunNotFound
+from aixaudit.languages import get_language
 from aixaudit.store import queries, reports
 from aixaudit.store.db import alembic_config, make_engine, session_factory, upgrade
 from aixaudit.store.tables import (
@@ -313,6 +315,31 @@ def test_report_numbers(session: Session) -> None:
     assert (statement.points, statement.suggestions, statement.errors) == (1, 0, 0)
 
     assert json.loads(json.dumps(asdict(report)))["totals"]["accepted"] == 2
+
+
+def test_report_lengths_are_mean_prediction_and_mean_reference_chars(session: Session) -> None:
+    """aiXcoder's Length(Pred/Ref): (10, 2) and (100, 100) characters report 55 / 51, where a
+    mean of per-suggestion ratios would say 3.0."""
+    run_id = new_run(session)
+    files = queries.add_files(session, run_id=run_id, files=[{"path": "a.py", "size": 1}])
+    pairs = {"p1": ("x" * 10, "y" * 2), "p2": ("z" * 100, "z" * 100)}
+    points = queries.add_points(
+        session, run_id=run_id, points=[point(files["a.py"], key) for key in pairs]
+    )
+    python = get_language("python")
+    results = [
+        result(
+            run_id,
+            points[key],
+            accepted=False,
+            scores=scoring.score(pred, ref, language=python, parses=True),
+        )
+        for key, (pred, ref) in pairs.items()
+    ]
+    queries.add_results(session, metrics=scoring.METRICS, results=results)
+    session.commit()
+    means = reports.run_report(session, run_id=run_id).totals.metrics
+    assert (means["length_pred"], means["length_ref"]) == (55.0, 51.0)
 
 
 def test_report_of_an_empty_run_and_a_missing_one(session: Session) -> None:

@@ -25,10 +25,12 @@ from aixaudit.store import db, reports
 # The metrics shown in the report table (all of them are in --json), by column title.
 HEADLINE = {
     "exact_match": "EM",
-    "es_fuzz": "ES",
+    "es_rapidfuzz": "ES",
     "identifier_f1": "id F1",
     "parses_after_insert": "parses",
-    "length_ratio": "len",
+    "bleu4_aixcoder": "BLEU-4",
+    "length_pred": "len pred",
+    "length_ref": "len ref",
 }
 
 console = Console(soft_wrap=True)  # messages stay on one line; tables fit the width
@@ -87,7 +89,7 @@ _AUDIT_OPTIONS = (
     click.option("--prompt-budget", default=768, show_default=True, help="Prompt tokens at most."),
     click.option(
         "--accept-metric",
-        default="es_fuzz",
+        default="es_rapidfuzz",
         show_default=True,
         type=click.Choice(sorted(METRICS)),
         help="Metric that decides acceptance (an exact match always counts as accepted).",

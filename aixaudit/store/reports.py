@@ -47,7 +47,9 @@ class Breakdown:
     """Tallies over a group of points (a language, a span kind, or the whole run: key "all").
 
     Rates and means are over suggestions that came back; errored points only count in `errors`.
-    `metrics` maps each metric's name to its mean.
+    `metrics` maps each metric's name to its mean; the means of length_pred and length_ref are
+    aiXcoder's Length(Pred/Ref), mean prediction and mean reference characters (a mean of
+    per-suggestion ratios would weigh a 2-character reference like a 100-character one).
     """
 
     key: str

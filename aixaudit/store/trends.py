@@ -20,7 +20,7 @@ from aixaudit.store.reports import rate_of, tallies
 from aixaudit.store.tables import Repository, Run, Score, Suggestion
 
 # The metrics a trend follows, by name: their means per point are in TrendPoint.metrics.
-TREND_METRICS = ("exact_match", "es_fuzz")
+TREND_METRICS = ("exact_match", "es_rapidfuzz")
 
 
 class TrendBy(StrEnum):

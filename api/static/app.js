@@ -2,7 +2,7 @@
 // of its repository. Plain DOM, no build step; every text goes in through textContent.
 "use strict";
 
-const HEADLINE = { exact_match: "EM", es_fuzz: "ES", identifier_f1: "id F1", parses_after_insert: "parses" };
+const HEADLINE = { exact_match: "EM", es_rapidfuzz: "ES", identifier_f1: "id F1", parses_after_insert: "parses" };
 const SVG = "http://www.w3.org/2000/svg";
 
 function el(tag, attrs = {}, ...children) {
@@ -102,7 +102,7 @@ function trendChart(points, runId) {
   });
   const series = [
     ["acceptance", "acceptance rate", (point) => point.acceptance_rate],
-    ["es", "ES (es_fuzz)", (point) => point.metrics.es_fuzz],
+    ["es", "ES (es_rapidfuzz)", (point) => point.metrics.es_rapidfuzz],
   ];
   series.forEach(([name, label, value], s) => {
     const shown = points.map((point, i) => [i, value(point)]).filter(([, v]) => v !== null && v !== undefined);
