@@ -91,7 +91,7 @@ def score(prediction: str, reference: str, *, language: Language, parses: bool) 
 
 AIXCODER = (
     "aixcoder-plugin/aiXcoder-FIM-Evaluation run_evaluate.py "
-    "@ firebd3771e3b9aefa85db78e12fee93e3136accadc7"
+    "@ bd3771e3b9aefa85db78e12fee93e3136accadc7"
 )
 CCEVAL = (
     "amazon-science/cceval scripts/eval_metric.py, scripts/eval_utils.py "
