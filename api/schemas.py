@@ -218,7 +218,7 @@ class AuditQueued(BaseModel):
 
 class TaskOut(BaseModel):
     task_id: str
-    state: str = Field(description="Celery's state: PENDING (or unknown), STARTED, SUCCESS, ...")
+    state: str = Field(description="Celery's state: PENDING, STARTED, SUCCESS, FAILURE, ...")
     run_id: int | None = Field(description="the planned run, once the task succeeded")
     error: str | None
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from aixaudit.store import trends
-from api.deps import SessionDep
+from api.deps import IdPath, SessionDep
 from api.schemas import RepositoryOut, RepositoryRef, TrendOut, TrendPointOut
 
 router = APIRouter(prefix="/repositories", tags=["repositories"])
@@ -21,7 +21,7 @@ def list_repositories(session: SessionDep) -> list[RepositoryOut]:
 
 @router.get("/{repository_id}/trend")
 def repository_trend(
-    repository_id: int,
+    repository_id: IdPath,
     session: SessionDep,
     by: trends.TrendBy = trends.TrendBy.RUN,
     limit: Annotated[int, Query(ge=1, le=1000, description="the latest points")] = 100,

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from aixaudit.audit import default_profile
 from aixaudit.store import control, history, queries, reports, suggestions, trends
-from api.deps import SessionDep, SessionsDep, SettingsDep
+from api import queue
+from api.deps import MAX_INT, IdPath, SessionDep, SessionsDep, SettingsDep
 from api.schemas import (
     AuditQueued,
     AuditRequest,
@@ -28,7 +29,9 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 def list_runs(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    repository: Annotated[int | None, Query(description="only this repository's runs")] = None,
+    repository: Annotated[
+        int | None, Query(ge=1, le=MAX_INT, description="only this repository's runs")
+    ] = None,
 ) -> list[RunOut]:
     """The latest runs first."""
     if repository is not None:
@@ -38,7 +41,7 @@ def list_runs(
 
 
 @router.get("/{run_id}")
-def run_report(run_id: int, session: SessionDep) -> RunReportOut:
+def run_report(run_id: IdPath, session: SessionDep) -> RunReportOut:
     """Totals, breakdowns by language and span kind, the metrics' definitions, the acceptance
     rule, skipped files and the comparison with the baseline run."""
     report = reports.run_report(session, run_id=run_id)
@@ -55,9 +58,9 @@ def run_report(run_id: int, session: SessionDep) -> RunReportOut:
 
 @router.get("/{run_id}/suggestions")
 def run_suggestions(
-    run_id: int,
+    run_id: IdPath,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     accepted: bool | None = None,
     language: str | None = None,
@@ -86,16 +89,22 @@ def start_audit(
     if "profile" not in options.model_fields_set:
         profile = default_profile(configured_server=bool(settings.triton_url))
         options = options.model_copy(update={"profile": profile})
-    task = plan_audit.apply_async(
-        (body.location, body.ref, options.model_dump(mode="json"), body.acceptance.rule().to_dict())
+    task_id = queue.enqueue(
+        plan_audit,
+        (
+            body.location,
+            body.ref,
+            options.model_dump(mode="json"),
+            body.acceptance.rule().to_dict(),
+        ),
     )
-    url = str(request.url_for("get_task", task_id=task.id))
+    url = str(request.url_for("get_task", task_id=task_id))
     response.headers["Location"] = url
-    return AuditQueued(task_id=task.id, task_url=url)
+    return AuditQueued(task_id=task_id, task_url=url)
 
 
 @router.post("/{run_id}/cancel")
-def cancel_run(run_id: int, sessions: SessionsDep) -> RunControlOut:
+def cancel_run(run_id: IdPath, sessions: SessionsDep) -> RunControlOut:
     """Cancel a pending or running run (workers skip its remaining chunks); a run that is
     final already is left as it is, so cancelling twice is safe."""
     with sessions.begin() as session:
@@ -104,7 +113,7 @@ def cancel_run(run_id: int, sessions: SessionsDep) -> RunControlOut:
 
 
 @router.post("/{run_id}/resume")
-def resume_run(run_id: int, sessions: SessionsDep) -> RunControlOut:
+def resume_run(run_id: IdPath, sessions: SessionsDep) -> RunControlOut:
     """Enqueue again the points that have no result (after a cancel, a lost worker or failed
     requests); a finished run with nothing missing is left as it is."""
     run_status, enqueued = resume(sessions, run_id=run_id)
