@@ -223,6 +223,26 @@ class TaskOut(BaseModel):
     error: str | None
 
 
+class ErrorOut(BaseModel):
+    """A refusal, in one sentence (validation errors, 422, list each bad field instead)."""
+
+    detail: str
+
+
+_ERRORS = {
+    400: "the body is not JSON",
+    401: "no token, or one that is not valid (a WWW-Authenticate header says which)",
+    403: "the token's scope does not reach: a read token on a write",
+    404: "no run, repository or task with that id",
+    503: "the task queue (Redis) cannot be reached: try again later",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` that document these error codes in the OpenAPI description."""
+    return {code: {"model": ErrorOut, "description": _ERRORS[code]} for code in codes}
+
+
 class RunControlOut(BaseModel):
     run_id: int
     status: str

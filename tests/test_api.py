@@ -507,6 +507,12 @@ def test_bad_input_is_422_naming_the_field(server: Server) -> None:
         ("/api/runs", {"repository": "x"}, "repository"),
         (f"/api/runs/{server.seeded.runs['first']}/suggestions", {"offset": -1}, "offset"),
         (f"/api/runs/{server.seeded.runs['first']}/suggestions", {"accepted": "maybe"}, "accepted"),
+        (
+            f"/api/runs/{server.seeded.runs['first']}/suggestions",
+            {"language": "py\x00"},
+            "language",
+        ),
+        (f"/api/runs/{server.seeded.runs['first']}/suggestions", {"kind": "loop"}, "kind"),
         ("/api/repositories/1/trend", {"by": "week"}, "by"),
     ]
     for path, params, field in bad_queries:
@@ -896,6 +902,8 @@ def test_the_page_asks_for_the_token_and_keeps_it_in_the_tab(
         page.wait_for(form_shown)
         assert "read scope" in page.evaluate("document.getElementById('token-message').textContent")
         assert page.evaluate("document.activeElement.id") == "token"
+        waiting = page.evaluate("document.getElementById('runs-message').textContent")
+        assert waiting == "The runs show once a token is given."
         page.type(READ_TOKEN)
         page.wait_for(
             f"document.querySelector('#runs tr[data-run-id=\"{server.seeded.runs['second']}\"]')"

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from api.auth import Authorized
 from api.routes import metrics, repositories, runs, tasks
+from api.schemas import errors
 
-api_router = APIRouter(prefix="/api", dependencies=[Authorized])
+api_router = APIRouter(prefix="/api", dependencies=[Authorized], responses=errors(401))
 for module in (runs, tasks, repositories, metrics):
     api_router.include_router(module.router)

@@ -8,13 +8,13 @@ from celery.result import AsyncResult
 from fastapi import APIRouter, HTTPException, status
 
 from api import queue
-from api.schemas import TaskOut
+from api.schemas import TaskOut, errors
 from workers.celery import app
 
 router = APIRouter(prefix="/tasks", tags=["runs"])
 
 
-@router.get("/{task_id}", responses={404: {"description": "no task with that id (kept a day)"}})
+@router.get("/{task_id}", responses=errors(404, 503))
 def get_task(task_id: UUID) -> TaskOut:
     """A planning task's state; once it succeeded, the id of the run it planned. Tasks are
     known for a day after they were enqueued; an unknown id is 404."""

@@ -179,6 +179,8 @@ async function render() {
       const refused = sessionStorage.getItem(TOKEN_KEY) !== null;
       sessionStorage.removeItem(TOKEN_KEY);
       askForToken(refused ? `The token was refused: ${error.message}` : error.message);
+      document.getElementById("runs-message").textContent = "The runs show once a token is given.";
+      return;
     }
     document.getElementById("runs-message").textContent = `Cannot load the dashboard: ${error.message}`;
   }
