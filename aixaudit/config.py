@@ -4,13 +4,32 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
     return Path.home() / ".aixaudit"
+
+
+ApiScope = Literal["read", "write"]
+
+
+def _scoped_tokens(value: object) -> object:
+    """`scope:token,scope:token` (as the environment spells AIXAUDIT_API_TOKENS) as pairs."""
+    if not isinstance(value, str):
+        return value
+    pairs = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        scope, _, token = item.partition(":")
+        if not token.strip():
+            raise ValueError(
+                "API tokens are comma-separated scope:token pairs (scope read or write)"
+            )
+        pairs.append((scope.strip(), token.strip()))
+    return pairs
 
 
 class Settings(BaseSettings):
@@ -48,6 +67,13 @@ class Settings(BaseSettings):
     # What the served model is, e.g. its engine build; results are reused only under the same
     # identity. Default: the model name at the Triton URL.
     model_identity: str | None = None
+
+    # The HTTP API's bearer tokens, e.g. "write:TOKEN1,read:TOKEN2"; a write token reads too.
+    # None: `aixaudit api` listens on loopback only, reads are open and writes refused.
+    api_tokens: Annotated[
+        tuple[tuple[ApiScope, SecretStr], ...], NoDecode, BeforeValidator(_scoped_tokens)
+    ] = ()
+    api_open_reads: bool = False  # reads without a token, even when tokens are configured
 
     @property
     def visibility_timeout_s(self) -> int:

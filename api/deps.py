@@ -1,4 +1,5 @@
-"""What routes take as dependencies: the settings and a database session (Annotated aliases)."""
+"""What routes take as dependencies: the settings, a database session, and ids in paths
+(Annotated aliases)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,18 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit.config import Settings, get_settings
 from aixaudit.store import db
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# Ids are INTEGER columns, 32-bit in PostgreSQL: a larger number is a bad value (422), not an id
+# to look up (the database would refuse it: 500).
+MAX_INT = 2**31 - 1
+IdPath = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
 @lru_cache(maxsize=4)

@@ -8,13 +8,18 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from kombu.exceptions import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aixaudit import __version__
 from aixaudit.errors import RepositoryNotFound, RunNotFound
+from api import queue
 from api.routes import api_router
+from workers.celery import app as celery_app
 
 STATIC = Path(__file__).resolve().parent / "static"
 
+queue.fail_fast(celery_app)
 app = FastAPI(
     title="aixaudit",
     version=__version__,
@@ -36,7 +41,9 @@ def not_found(request: Request, error: Exception) -> JSONResponse:
 
 
 @app.exception_handler(OperationalError)
+@app.exception_handler(RedisConnectionError)
+@app.exception_handler(RedisTimeoutError)
 def broker_down(request: Request, error: Exception) -> JSONResponse:
-    """The Celery broker (Redis) cannot be reached: try again later."""
+    """The Celery broker or result backend (Redis) cannot be reached: try again later."""
     detail = f"The task queue cannot be reached, try again later ({error})."
     return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)

@@ -218,9 +218,29 @@ class AuditQueued(BaseModel):
 
 class TaskOut(BaseModel):
     task_id: str
-    state: str = Field(description="Celery's state: PENDING (or unknown), STARTED, SUCCESS, ...")
+    state: str = Field(description="Celery's state: PENDING, STARTED, SUCCESS, FAILURE, ...")
     run_id: int | None = Field(description="the planned run, once the task succeeded")
     error: str | None
+
+
+class ErrorOut(BaseModel):
+    """A refusal, in one sentence (validation errors, 422, list each bad field instead)."""
+
+    detail: str
+
+
+_ERRORS = {
+    400: "the body is not JSON",
+    401: "no token, or one that is not valid (a WWW-Authenticate header says which)",
+    403: "the token's scope does not reach: a read token on a write",
+    404: "no run, repository or task with that id",
+    503: "the task queue (Redis) cannot be reached: try again later",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` that document these error codes in the OpenAPI description."""
+    return {code: {"model": ErrorOut, "description": _ERRORS[code]} for code in codes}
 
 
 class RunControlOut(BaseModel):

@@ -1,7 +1,8 @@
 """The HTTP API and the dashboard page, as users run them: a real uvicorn started by
 `aixaudit api` on a database seeded with the store's own functions (points planned from the
 polyglot fixture, hand-made results, so every number is computed by hand here), queried with
-httpx on SQLite and on PostgreSQL; the page rendered by a real headless Chromium."""
+httpx on SQLite and on PostgreSQL with read and write tokens; the page rendered by a real headless
+Chromium, and driven by it (typing the token) over the DevTools protocol."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from devtools import chromium as devtools_chromium
 from sqlalchemy import select
 
 from aixaudit import audit, history, sources
@@ -39,6 +41,11 @@ AIXAUDIT = Path(sys.executable).with_name("aixaudit")
 POLYGLOT = Path(__file__).resolve().parent / "fixtures" / "polyglot"
 OTHER_ORIGIN = "git@example.com:team/other.git"
 REDIS_URL = "redis://127.0.0.1:6379/0"
+UNREACHABLE = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
+READ_TOKEN = "read-token-for-tests"
+WRITE_TOKEN = "write-token-for-tests"
+TOKENS = {"AIXAUDIT_API_TOKENS": f"read:{READ_TOKEN},write:{WRITE_TOKEN}"}
+TOO_BIG = 2**64  # past any 64-bit integer column
 
 # Hand-made results, one per point in id order:
 # (accepted, exact_match, es_rapidfuzz, lines suggested, lines accepted, chars suggested,
@@ -152,16 +159,22 @@ class Server:
     seeded: Seeded
     key_prefix: str  # of this module's Redis keys
 
-    def get(self, path: str, **params: Any) -> httpx.Response:
-        return httpx.get(f"{self.url}{path}", params=params, timeout=30)
+    def get(self, path: str, *, token: str | None = READ_TOKEN, **params: Any) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", params=params, headers=bearer(token), timeout=30)
 
-    def post(self, path: str, body: Any = None) -> httpx.Response:
-        return httpx.post(f"{self.url}{path}", json=body, timeout=30)
+    def post(
+        self, path: str, body: Any = None, *, token: str | None = WRITE_TOKEN
+    ) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", json=body, headers=bearer(token), timeout=30)
 
     def ok(self, path: str, **params: Any) -> Any:
         response = self.get(path, **params)
         assert response.status_code == 200, response.text
         return response.json()
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token is not None else {}
 
 
 def free_port() -> int:
@@ -171,14 +184,24 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_process(*, db_url: str, home: Path, broker_url: str, key_prefix: str) -> Iterator[str]:
-    """`aixaudit api` on a free loopback port until the block ends; yields its base URL."""
+def api_process(
+    *,
+    db_url: str,
+    home: Path,
+    key_prefix: str,
+    broker_url: str = REDIS_URL,
+    result_backend: str = REDIS_URL,
+    settings: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """`aixaudit api` on a free loopback port until the block ends; yields its base URL.
+    `settings`: more AIXAUDIT_* variables (e.g. TOKENS)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIXAUDIT_")} | {
         "AIXAUDIT_DATA_DIR": str(home / "data"),
         "AIXAUDIT_DATABASE_URL": db_url,
         "AIXAUDIT_BROKER_URL": broker_url,
-        "AIXAUDIT_RESULT_BACKEND": REDIS_URL,
+        "AIXAUDIT_RESULT_BACKEND": result_backend,
         "AIXAUDIT_CELERY_KEY_PREFIX": key_prefix,
+        **(settings or {}),
     }
     port = free_port()
     log_path = home / "api.log"
@@ -190,7 +213,7 @@ def api_process(*, db_url: str, home: Path, broker_url: str, key_prefix: str) ->
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while not _answers(f"{url}/api/metrics"):
+        while not _answers(f"{url}/openapi.json"):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"aixaudit api did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.1)
@@ -211,14 +234,22 @@ def api_process(*, db_url: str, home: Path, broker_url: str, key_prefix: str) ->
 
 @pytest.fixture(scope="module")
 def server(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The API on the seeded database, for the whole module."""
+    """The API on the seeded database with a read and a write token, for the whole module."""
     seeded = seed(module_db_url)
     prefix = f"aixaudit-test-{uuid.uuid4().hex[:12]}:"
     home = tmp_path_factory.mktemp("api")
-    with api_process(
-        db_url=module_db_url, home=home, broker_url=REDIS_URL, key_prefix=prefix
-    ) as url:
+    with api_process(db_url=module_db_url, home=home, key_prefix=prefix, settings=TOKENS) as url:
         yield Server(url=url, db_url=module_db_url, seeded=seeded, key_prefix=prefix)
+
+
+@pytest.fixture(scope="module")
+def open_reads(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The API on the same database with the same tokens, its reads open to all."""
+    settings = TOKENS | {"AIXAUDIT_API_OPEN_READS": "true"}
+    prefix = f"aixaudit-test-{uuid.uuid4().hex[:12]}:"
+    home = tmp_path_factory.mktemp("api-open-reads")
+    with api_process(db_url=server.db_url, home=home, key_prefix=prefix, settings=settings) as url:
+        yield Server(url=url, db_url=server.db_url, seeded=server.seeded, key_prefix=prefix)
 
 
 def _answers(url: str) -> bool:
@@ -437,6 +468,36 @@ def test_unknown_ids_are_404_with_a_clear_message(server: Server) -> None:
         assert (response.status_code, response.json()) == (
             404, {"detail": "There is no repository with id 9999."},
         )  # fmt: skip
+    # Celery reads any task id as PENDING; the API knows the ones it enqueued.
+    task_id = str(uuid.uuid4())
+    response = server.get(f"/api/tasks/{task_id}")
+    assert (response.status_code, response.json()) == (
+        404, {"detail": f"There is no task with id {task_id}."},
+    )  # fmt: skip
+    # The largest id an INTEGER column holds (in PostgreSQL too) is unknown, not a bad value.
+    assert server.get(f"/api/runs/{2**31 - 1}").status_code == 404
+
+
+def test_numbers_past_the_columns_and_malformed_ids_are_422(server: Server) -> None:
+    run_id = server.seeded.runs["first"]
+    reads: list[tuple[str, dict[str, Any], str]] = [
+        (f"/api/runs/{TOO_BIG}", {}, "run_id"),
+        (f"/api/runs/{TOO_BIG}/suggestions", {}, "run_id"),
+        (f"/api/runs/{run_id}/suggestions", {"offset": TOO_BIG}, "offset"),
+        ("/api/runs", {"repository": TOO_BIG}, "repository"),
+        (f"/api/repositories/{TOO_BIG}/trend", {}, "repository_id"),
+        (f"/api/runs/{2**31}", {}, "run_id"),
+        (f"/api/runs/{run_id}/suggestions", {"offset": 2**31}, "offset"),
+        ("/api/runs/0", {}, "run_id"),
+        ("/api/tasks/not-a-task-id", {}, "task_id"),
+    ]
+    for path, params, field in reads:
+        response = server.get(path, **params)
+        assert response.status_code == 422, (path, params, response.text)
+        assert response.json()["detail"][0]["loc"][-1] == field
+    for action in ("cancel", "resume"):
+        response = server.post(f"/api/runs/{TOO_BIG}/{action}")
+        assert response.status_code == 422, response.text
 
 
 def test_bad_input_is_422_naming_the_field(server: Server) -> None:
@@ -447,6 +508,12 @@ def test_bad_input_is_422_naming_the_field(server: Server) -> None:
         ("/api/runs", {"repository": "x"}, "repository"),
         (f"/api/runs/{server.seeded.runs['first']}/suggestions", {"offset": -1}, "offset"),
         (f"/api/runs/{server.seeded.runs['first']}/suggestions", {"accepted": "maybe"}, "accepted"),
+        (
+            f"/api/runs/{server.seeded.runs['first']}/suggestions",
+            {"language": "py\x00"},
+            "language",
+        ),
+        (f"/api/runs/{server.seeded.runs['first']}/suggestions", {"kind": "loop"}, "kind"),
         ("/api/repositories/1/trend", {"by": "week"}, "by"),
     ]
     for path, params, field in bad_queries:
@@ -534,15 +601,136 @@ def test_cancel_and_resume_are_safe_to_repeat(server: Server) -> None:
     assert server.ok(f"/api/runs/{run_id}")["run"]["status"] == "running"
 
 
-def test_a_task_queue_that_cannot_be_reached_is_503(tmp_path: Path) -> None:
+@pytest.mark.parametrize("results", [REDIS_URL, UNREACHABLE], ids=["broker-down", "redis-down"])
+def test_a_task_queue_that_cannot_be_reached_is_503_at_once(tmp_path: Path, results: str) -> None:
     url = f"sqlite:///{tmp_path / 'aixaudit.db'}"
     upgrade(url)
-    unreachable = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
+    run_id = new_pending_run(url)
     prefix = f"aixaudit-test-{uuid.uuid4().hex[:12]}:"
-    with api_process(db_url=url, home=tmp_path, broker_url=unreachable, key_prefix=prefix) as api:
-        response = httpx.post(f"{api}/api/runs", json={"location": "/srv/repo"}, timeout=60)
-    assert response.status_code == 503
-    assert response.json()["detail"].startswith("The task queue cannot be reached, try again later")
+    with api_process(
+        db_url=url,
+        home=tmp_path,
+        key_prefix=prefix,
+        broker_url=UNREACHABLE,
+        result_backend=results,
+        settings=TOKENS,
+    ) as api:
+        # A generous bound, not a measurement: Celery's own retries used to take 19 s.
+        client = httpx.Client(base_url=api, headers=bearer(WRITE_TOKEN), timeout=10)
+        with client:
+            responses = [
+                client.post("/api/runs", json={"location": "/srv/repo"}),
+                client.post(f"/api/runs/{run_id}/resume"),
+            ]
+            if results == UNREACHABLE:
+                responses.append(client.get(f"/api/tasks/{uuid.uuid4()}"))
+    for response in responses:
+        assert response.status_code == 503, response.text
+        detail = response.json()["detail"]
+        assert detail.startswith("The task queue cannot be reached, try again later"), detail
+
+
+# -- who may do what ---------------------------------------------------------------------------
+
+
+def challenge(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.headers.get("www-authenticate", "")
+
+
+def test_reads_take_a_read_token_and_writes_a_write_token(server: Server) -> None:
+    run_id = server.seeded.runs["second"]
+    reads = ["/api/runs", f"/api/runs/{run_id}", f"/api/runs/{run_id}/suggestions",
+             "/api/repositories", "/api/metrics", f"/api/tasks/{uuid.uuid4()}"]  # fmt: skip
+    for path in reads:
+        missing = server.get(path, token=None)
+        assert challenge(missing) == (401, 'Bearer realm="aixaudit"'), path
+        assert "read scope" in missing.json()["detail"]
+        wrong = server.get(path, token="not-" + READ_TOKEN)
+        assert challenge(wrong) == (401, 'Bearer realm="aixaudit", error="invalid_token"'), path
+    for token in (READ_TOKEN, WRITE_TOKEN):  # a write token reads too
+        assert server.get("/api/runs", token=token).status_code == 200
+
+    before = len(queued(server))
+    writes = [
+        ("/api/runs", {"location": "/srv/repo"}),
+        (f"/api/runs/{run_id}/cancel", None),
+        (f"/api/runs/{run_id}/resume", None),
+    ]
+    for path, body in writes:
+        assert challenge(server.post(path, body, token=None)) == (401, 'Bearer realm="aixaudit"')
+        short = server.post(path, body, token=READ_TOKEN)
+        assert challenge(short) == (
+            403, 'Bearer realm="aixaudit", error="insufficient_scope"',
+        ), path  # fmt: skip
+        assert short.json() == {"detail": "The token has the read scope; this needs write."}
+        assert challenge(server.post(path, body, token="not-" + WRITE_TOKEN))[0] == 401
+    assert len(queued(server)) == before
+    assert server.ok(f"/api/runs/{run_id}")["run"]["status"] == "done"
+
+
+def test_a_cross_site_form_post_cannot_resume(server: Server) -> None:
+    """A page elsewhere can make the browser post a form (with the browser's cookies), never
+    send an Authorization header: the run stays cancelled and nothing is enqueued."""
+    run_id = new_pending_run(server.db_url)
+    assert server.post(f"/api/runs/{run_id}/cancel").json()["status"] == "cancelled"
+    before = len(queued(server))
+    response = httpx.post(
+        f"{server.url}/api/runs/{run_id}/resume",
+        content=f"Authorization=Bearer+{WRITE_TOKEN}&token={WRITE_TOKEN}",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": "https://elsewhere.example",
+            "Referer": "https://elsewhere.example/page.html",
+            "Cookie": f"Authorization=Bearer {WRITE_TOKEN}; token={WRITE_TOKEN}",
+        },
+        timeout=30,
+    )
+    assert response.status_code == 401
+    assert len(queued(server)) == before
+    assert server.ok(f"/api/runs/{run_id}")["run"]["status"] == "cancelled"
+
+
+def test_open_reads_need_no_token_and_writes_still_do(open_reads: Server) -> None:
+    assert open_reads.get("/api/runs", token=None).status_code == 200
+    assert open_reads.get("/api/metrics", token=None).status_code == 200
+    run_id = open_reads.seeded.runs["second"]
+    assert open_reads.post(f"/api/runs/{run_id}/resume", token=None).status_code == 401
+    assert open_reads.post(f"/api/runs/{run_id}/resume", token=READ_TOKEN).status_code == 403
+
+
+def test_without_tokens_reads_are_open_on_loopback_and_writes_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'aixaudit.db'}"
+    upgrade(url)
+    run_id = new_pending_run(url)
+    prefix = f"aixaudit-test-{uuid.uuid4().hex[:12]}:"
+    with api_process(db_url=url, home=tmp_path, key_prefix=prefix) as api:
+        assert httpx.get(f"{api}/api/runs/{run_id}", timeout=30).status_code == 200
+        for path in ("/api/runs", f"/api/runs/{run_id}/cancel", f"/api/runs/{run_id}/resume"):
+            response = httpx.post(f"{api}{path}", json={"location": "/srv/repo"}, timeout=30)
+            assert response.status_code == 401, path
+            assert "AIXAUDIT_API_TOKENS" in response.json()["detail"]
+            assert (
+                httpx.post(f"{api}{path}", headers=bearer("guess"), timeout=30).status_code == 401
+            )
+        assert (
+            httpx.get(f"{api}/api/runs/{run_id}", timeout=30).json()["run"]["status"] == "pending"
+        )
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "api.example"])
+def test_api_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path, host: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIXAUDIT_")}
+    env["AIXAUDIT_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [str(AIXAUDIT), "api", "--host", host, "--port", str(free_port())],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"error: Refusing to serve the API on {host} without a token: set AIXAUDIT_API_TOKENS "
+        "(e.g. write:TOKEN) or listen on 127.0.0.1."
+    )
+    assert not (tmp_path / "aixaudit.db").exists()  # refused before touching anything
 
 
 def new_pending_run(url: str) -> int:
@@ -569,19 +757,26 @@ def test_openapi_and_the_page_are_served(server: Server) -> None:
         "/api/runs/{run_id}/cancel", "/api/runs/{run_id}/resume", "/api/tasks/{task_id}",
         "/api/repositories", "/api/repositories/{repository_id}/trend", "/api/metrics",
     } <= set(paths)  # fmt: skip
-    assert server.get("/docs").status_code == 200
-    page = server.get("/")
+    assert server.get("/docs", token=None).status_code == 200
+    schema = server.ok("/openapi.json")
+    assert schema["components"]["securitySchemes"]["token"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A token from AIXAUDIT_API_TOKENS: `read` scope for GET, `write` for POST.",
+    }
+    operations = [op for path, ops in schema["paths"].items() for op in ops.values()]
+    assert operations and all(op["security"] == [{"token": []}] for op in operations)
+    page = server.get("/", token=None)
     assert page.status_code == 200 and '<script src="/static/app.js"' in page.text
     for asset in ("app.js", "style.css"):
-        assert server.get(f"/static/{asset}").status_code == 200
+        assert server.get(f"/static/{asset}", token=None).status_code == 200
 
 
 # -- the page, in a real browser ------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
-    """Runs headless Chromium on a URL: returns the DOM after the page's scripts ran."""
+def chromium_binary() -> str:
     binary = shutil.which("chromium")
     if binary is None:
         if os.environ.get("AIXAUDIT_SKIP_BROWSER") == "1":
@@ -590,6 +785,13 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
             "chromium is not installed: run `apt-get update && apt-get install -y chromium` "
             "(or set AIXAUDIT_SKIP_BROWSER=1 to skip the browser tests)"
         )
+    return binary
+
+
+@pytest.fixture(scope="module")
+def chromium(chromium_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
+    """Runs headless Chromium on a URL: returns the DOM after the page's scripts ran."""
+    binary = chromium_binary
 
     def run(url: str, *extra: str) -> str:
         profile = tmp_path_factory.mktemp("chromium-profile")
@@ -643,7 +845,8 @@ def cells(dom: str, attribute: str) -> dict[str, list[str]]:
     return parser.rows
 
 
-def test_the_page_lists_the_runs(server: Server, chromium: Callable[..., str]) -> None:
+def test_the_page_lists_the_runs(open_reads: Server, chromium: Callable[..., str]) -> None:
+    server = open_reads
     dom = chromium(f"{server.url}/", "--dump-dom")
     rows = cells(dom, "data-run-id")
     runs = server.seeded.runs
@@ -656,7 +859,8 @@ def test_the_page_lists_the_runs(server: Server, chromium: Callable[..., str]) -
     assert rows[str(runs["first"])][7] == "2025-01-01 02:00"
 
 
-def test_a_run_shows_its_report_and_trend(server: Server, chromium: Callable[..., str]) -> None:
+def test_a_run_shows_its_report_and_trend(open_reads: Server, chromium: Callable[..., str]) -> None:
+    server = open_reads
     runs = server.seeded.runs
     dom = chromium(f"{server.url}/#/runs/{runs['second']}", "--dump-dom")
     assert f"Run #{runs['second']}: polyglot" in dom
@@ -673,11 +877,11 @@ def test_a_run_shows_its_report_and_trend(server: Server, chromium: Callable[...
 
 
 def test_the_page_renders_as_a_picture(
-    server: Server, chromium: Callable[..., str], tmp_path: Path
+    open_reads: Server, chromium: Callable[..., str], tmp_path: Path
 ) -> None:
     picture = tmp_path / "dashboard.png"
     chromium(
-        f"{server.url}/#/runs/{server.seeded.runs['second']}",
+        f"{open_reads.url}/#/runs/{open_reads.seeded.runs['second']}",
         f"--screenshot={picture}",
         "--window-size=1280,900",
     )
@@ -685,3 +889,45 @@ def test_the_page_renders_as_a_picture(
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1280, 900)
+
+
+def test_the_page_asks_for_the_token_and_keeps_it_in_the_tab(
+    server: Server, chromium_binary: str, tmp_path: Path
+) -> None:
+    """Reads take a token here: the page asks for one, sends it in the Authorization header
+    only (never in a URL), keeps it in sessionStorage, and asks again when it is refused."""
+    form_shown = "!document.getElementById('token-form').hidden"
+    stored = "sessionStorage.getItem('aixaudit.token')"
+    with devtools_chromium(chromium_binary, tmp_path / "profile") as browser:
+        page = browser.open(f"{server.url}/#/runs/{server.seeded.runs['second']}")
+        page.wait_for(form_shown)
+        assert "read scope" in page.evaluate("document.getElementById('token-message').textContent")
+        assert page.evaluate("document.activeElement.id") == "token"
+        waiting = page.evaluate("document.getElementById('runs-message').textContent")
+        assert waiting == "The runs show once a token is given."
+        page.type(READ_TOKEN)
+        page.wait_for(
+            f"document.querySelector('#runs tr[data-run-id=\"{server.seeded.runs['second']}\"]')"
+        )
+        page.wait_for("document.querySelector('[data-breakdown=\"totals\"]')")
+        assert page.evaluate(form_shown) is False
+        assert page.evaluate(stored) == READ_TOKEN
+        assert page.evaluate("localStorage.length") == 0
+
+        api = [r for r in page.requests() if "/api/" in r["url"]]
+        answered = [r for r in api if r["headers"].get("Authorization") == f"Bearer {READ_TOKEN}"]
+        paths = {httpx.URL(r["url"]).path for r in answered}
+        assert {"/api/runs", f"/api/runs/{server.seeded.runs['second']}"} <= paths
+        assert all(READ_TOKEN not in r["url"] for r in page.requests())
+        assert READ_TOKEN not in page.evaluate("location.href")
+
+        page.evaluate("sessionStorage.setItem('aixaudit.token', 'a-stale-token')")
+        page.reload()
+        page.wait_for(form_shown)
+        assert page.evaluate(stored) is None
+        message = page.evaluate("document.getElementById('token-message').textContent")
+        assert message == "The token was refused: The token is not valid."
+        # Another tab has a session of its own: it asks again.
+        other = browser.open(f"{server.url}/")
+        other.wait_for(form_shown)
+        assert other.evaluate(stored) is None

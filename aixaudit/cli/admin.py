@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,12 +50,28 @@ def serve_command() -> None:
 def api_command(host: str, port: int) -> None:
     """Serve the HTTP API (/api, described at /openapi.json) and the dashboard (/) until Ctrl-C.
 
-    Migrates the database first, like the other commands.
+    Migrates the database first, like the other commands. Without AIXAUDIT_API_TOKENS it
+    listens on loopback only: reads are open there and writes are refused.
     """
     import uvicorn
 
-    db.upgrade(get_settings().db_url)
+    settings = get_settings()
+    if not settings.api_tokens and not _is_loopback(host):
+        raise ConfigError(
+            f"Refusing to serve the API on {host} without a token: set AIXAUDIT_API_TOKENS "
+            "(e.g. write:TOKEN) or listen on 127.0.0.1."
+        )
+    db.upgrade(settings.db_url)
     uvicorn.run("api.main:app", host=host, port=port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any address
+        return False
 
 
 @click.group("db")

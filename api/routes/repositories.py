@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from aixaudit.store import trends
-from api.deps import SessionDep
-from api.schemas import RepositoryOut, RepositoryRef, TrendOut, TrendPointOut
+from api.deps import IdPath, SessionDep
+from api.schemas import RepositoryOut, RepositoryRef, TrendOut, TrendPointOut, errors
 
 router = APIRouter(prefix="/repositories", tags=["repositories"])
 
@@ -19,9 +19,9 @@ def list_repositories(session: SessionDep) -> list[RepositoryOut]:
     return [RepositoryOut.model_validate(r) for r in trends.list_repositories(session)]
 
 
-@router.get("/{repository_id}/trend")
+@router.get("/{repository_id}/trend", responses=errors(404))
 def repository_trend(
-    repository_id: int,
+    repository_id: IdPath,
     session: SessionDep,
     by: trends.TrendBy = trends.TrendBy.RUN,
     limit: Annotated[int, Query(ge=1, le=1000, description="the latest points")] = 100,

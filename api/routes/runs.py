@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from aixaudit.audit import default_profile
+from aixaudit.spans import SpanKind
 from aixaudit.store import control, history, queries, reports, suggestions, trends
-from api.deps import SessionDep, SessionsDep, SettingsDep
+from api import queue
+from api.deps import MAX_INT, IdPath, SessionDep, SessionsDep, SettingsDep
 from api.schemas import (
     AuditQueued,
     AuditRequest,
@@ -18,17 +20,20 @@ from api.schemas import (
     RunOut,
     RunReportOut,
     SuggestionPageOut,
+    errors,
 )
 from workers.tasks import plan_audit, resume
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 
-@router.get("")
+@router.get("", responses=errors(404))
 def list_runs(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    repository: Annotated[int | None, Query(description="only this repository's runs")] = None,
+    repository: Annotated[
+        int | None, Query(ge=1, le=MAX_INT, description="only this repository's runs")
+    ] = None,
 ) -> list[RunOut]:
     """The latest runs first."""
     if repository is not None:
@@ -37,8 +42,8 @@ def list_runs(
     return [RunOut.model_validate(run) for run in runs]
 
 
-@router.get("/{run_id}")
-def run_report(run_id: int, session: SessionDep) -> RunReportOut:
+@router.get("/{run_id}", responses=errors(404))
+def run_report(run_id: IdPath, session: SessionDep) -> RunReportOut:
     """Totals, breakdowns by language and span kind, the metrics' definitions, the acceptance
     rule, skipped files and the comparison with the baseline run."""
     report = reports.run_report(session, run_id=run_id)
@@ -53,15 +58,15 @@ def run_report(run_id: int, session: SessionDep) -> RunReportOut:
     )
 
 
-@router.get("/{run_id}/suggestions")
+@router.get("/{run_id}/suggestions", responses=errors(404))
 def run_suggestions(
-    run_id: int,
+    run_id: IdPath,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     accepted: bool | None = None,
-    language: str | None = None,
-    kind: str | None = None,
+    language: Annotated[str | None, Query(max_length=32, pattern="^[a-z0-9_+-]+$")] = None,
+    kind: SpanKind | None = None,
 ) -> SuggestionPageOut:
     """The run's points in file order with the suggestion, acceptance and scores of each."""
     page = suggestions.suggestion_page(
@@ -76,7 +81,7 @@ def run_suggestions(
     return SuggestionPageOut.model_validate(page)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=errors(400, 403, 503))
 def start_audit(
     body: AuditRequest, settings: SettingsDep, request: Request, response: Response
 ) -> AuditQueued:
@@ -86,16 +91,22 @@ def start_audit(
     if "profile" not in options.model_fields_set:
         profile = default_profile(configured_server=bool(settings.triton_url))
         options = options.model_copy(update={"profile": profile})
-    task = plan_audit.apply_async(
-        (body.location, body.ref, options.model_dump(mode="json"), body.acceptance.rule().to_dict())
+    task_id = queue.enqueue(
+        plan_audit,
+        (
+            body.location,
+            body.ref,
+            options.model_dump(mode="json"),
+            body.acceptance.rule().to_dict(),
+        ),
     )
-    url = str(request.url_for("get_task", task_id=task.id))
+    url = str(request.url_for("get_task", task_id=task_id))
     response.headers["Location"] = url
-    return AuditQueued(task_id=task.id, task_url=url)
+    return AuditQueued(task_id=task_id, task_url=url)
 
 
-@router.post("/{run_id}/cancel")
-def cancel_run(run_id: int, sessions: SessionsDep) -> RunControlOut:
+@router.post("/{run_id}/cancel", responses=errors(403, 404))
+def cancel_run(run_id: IdPath, sessions: SessionsDep) -> RunControlOut:
     """Cancel a pending or running run (workers skip its remaining chunks); a run that is
     final already is left as it is, so cancelling twice is safe."""
     with sessions.begin() as session:
@@ -103,8 +114,8 @@ def cancel_run(run_id: int, sessions: SessionsDep) -> RunControlOut:
     return RunControlOut(run_id=run_id, status=run_status.value, enqueued=0)
 
 
-@router.post("/{run_id}/resume")
-def resume_run(run_id: int, sessions: SessionsDep) -> RunControlOut:
+@router.post("/{run_id}/resume", responses=errors(403, 404, 503))
+def resume_run(run_id: IdPath, sessions: SessionsDep) -> RunControlOut:
     """Enqueue again the points that have no result (after a cancel, a lost worker or failed
     requests); a finished run with nothing missing is left as it is."""
     run_status, enqueued = resume(sessions, run_id=run_id)

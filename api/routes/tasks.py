@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from celery.result import AsyncResult
-from fastapi import APIRouter
+from uuid import UUID
 
-from api.schemas import TaskOut
+from celery.result import AsyncResult
+from fastapi import APIRouter, HTTPException, status
+
+from api import queue
+from api.schemas import TaskOut, errors
 from workers.celery import app
 
 router = APIRouter(prefix="/tasks", tags=["runs"])
 
 
-@router.get("/{task_id}")
-def get_task(task_id: str) -> TaskOut:
-    """A planning task's state; once it succeeded, the id of the run it planned. Results are
-    kept a day; an unknown id reads as PENDING (Celery cannot tell them apart)."""
-    result = AsyncResult(task_id, app=app)
+@router.get("/{task_id}", responses=errors(404, 503))
+def get_task(task_id: UUID) -> TaskOut:
+    """A planning task's state; once it succeeded, the id of the run it planned. Tasks are
+    known for a day after they were enqueued; an unknown id is 404."""
+    if not queue.is_known(app, str(task_id)):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no task with id {task_id}.")
+    result = AsyncResult(str(task_id), app=app)
     state = result.state
     return TaskOut(
-        task_id=task_id,
+        task_id=str(task_id),
         state=state,
         run_id=result.result if state == "SUCCESS" else None,
         error=str(result.result) if state == "FAILURE" else None,

@@ -1,5 +1,7 @@
 // The dashboard: the latest runs, and for the selected run (#/runs/ID) its report and the trend
 // of its repository. Plain DOM, no build step; every text goes in through textContent.
+// The API token, when the API asks for one, is typed into a form and kept in this tab's
+// sessionStorage; it travels in the Authorization header only, never in a URL.
 "use strict";
 
 const HEADLINE = { exact_match: "EM", es_rapidfuzz: "ES", identifier_f1: "id F1", parses_after_insert: "parses" };
@@ -22,12 +24,34 @@ function svg(tag, attrs = {}, ...children) {
 const percent = (rate) => (rate === null || rate === undefined ? "–" : `${Math.round(rate * 100)}%`);
 const number = (value) => (value === null || value === undefined ? "–" : value.toFixed(2));
 
+const TOKEN_KEY = "aixaudit.token";
+
+class Unauthorized extends Error {}
+
 async function getJSON(url) {
-  const response = await fetch(url);
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const response = await fetch(url, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
   const body = await response.json();
+  if (response.status === 401) throw new Unauthorized(body.detail || "The API asks for a token.");
   if (!response.ok) throw new Error(body.detail || `${url}: HTTP ${response.status}`);
   return body;
 }
+
+function askForToken(message) {
+  const form = document.getElementById("token-form");
+  document.getElementById("token-message").textContent = message;
+  form.hidden = false;
+  document.getElementById("token").focus();
+}
+
+document.getElementById("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = document.getElementById("token");
+  sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+  input.value = "";
+  event.target.hidden = true;
+  render();
+});
 
 function selectedRun() {
   const match = location.hash.match(/^#\/runs\/(\d+)$/);
@@ -151,6 +175,13 @@ async function render() {
     await showRuns();
     await showRun(selectedRun());
   } catch (error) {
+    if (error instanceof Unauthorized) {
+      const refused = sessionStorage.getItem(TOKEN_KEY) !== null;
+      sessionStorage.removeItem(TOKEN_KEY);
+      askForToken(refused ? `The token was refused: ${error.message}` : error.message);
+      document.getElementById("runs-message").textContent = "The runs show once a token is given.";
+      return;
+    }
     document.getElementById("runs-message").textContent = `Cannot load the dashboard: ${error.message}`;
   }
 }

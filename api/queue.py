@@ -1,0 +1,44 @@
+"""The task queue as the API uses it. A request waits for Redis a couple of seconds at most (the
+workers keep retrying for long; a web client would rather hear 503 and try again), and the API
+records each task it sends, because Celery reads any unknown task id as PENDING."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task, states
+from celery.utils import uuid
+
+REDIS_WAIT_S = 2.0  # to connect, or for one answer
+
+
+def fail_fast(app: Celery) -> None:
+    """No publish retries and short socket timeouts for this process's app (the API's); call it
+    before the app first sends or reads anything."""
+    timeouts = {"socket_connect_timeout": REDIS_WAIT_S, "socket_timeout": REDIS_WAIT_S}
+    once = {"max_retries": 0}
+    app.conf.update(
+        task_publish_retry=False,
+        broker_transport_options={**app.conf.broker_transport_options, **timeouts, **once},
+        result_backend_transport_options={
+            **app.conf.result_backend_transport_options,
+            "retry_policy": once,
+        },
+        redis_socket_connect_timeout=REDIS_WAIT_S,
+        redis_socket_timeout=REDIS_WAIT_S,
+    )
+
+
+def enqueue(task: Task, args: tuple[Any, ...]) -> str:
+    """Send `task` and return its id, after storing its PENDING state: the record that this id
+    exists, kept as long as results are (`result_expires`)."""
+    task_id = uuid()
+    task.backend.store_result(task_id, None, states.PENDING)
+    task.apply_async(args, task_id=task_id)
+    return task_id
+
+
+def is_known(app: Celery, task_id: str) -> bool:
+    """Whether a state was stored for `task_id`: a task sent by `enqueue` and not yet expired."""
+    backend = app.backend
+    return backend.get(backend.get_key_for_task(task_id)) is not None
