@@ -7,10 +7,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit.errors import ConfigError
+from aixaudit.errors import ConfigError, SchemaError
 
 # The repository root's migrations/ (the package lives at <root>/aixaudit/store/).
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -56,6 +56,41 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _migration_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # After _sqlite_pragmas: foreign keys off, which is possible only outside a transaction, and
+    # the driver's implicit transactions off, so that the "begin" event's BEGIN is the only one.
+    dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+    dbapi_connection.isolation_level = None
+
+
+def _begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def migration_engine(url: str | URL) -> Engine:
+    """The engine Alembic runs on. On SQLite, a batch migration copies a table (create, copy,
+    drop the old one, rename): with foreign keys on, the drop would cascade into every child
+    table. So foreign keys are off and the whole migration is one transaction, which
+    `check_foreign_keys` inspects before it commits (SQLite's documented way to alter a table).
+    The application's engines (make_engine) keep foreign keys on."""
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _migration_pragmas)
+        event.listen(engine, "begin", _begin)
+    return engine
+
+
+def check_foreign_keys(connection: Connection) -> None:
+    """Fail, rolling the migration back, when it left a reference without its row: on SQLite,
+    the only backend that lets a migration do so (PostgreSQL checks every statement)."""
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        found = ", ".join(f"{table} row {rowid} -> {parent}" for table, rowid, parent, _ in broken)
+        raise SchemaError(f"The migration left rows whose references are missing: {found}.")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
