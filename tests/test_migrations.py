@@ -1,6 +1,9 @@
-"""Migrations never lose data: every step up and down, on SQLite and PostgreSQL, with rows in
-every table. The rows are generated from the reflected schema, so a new migration is covered
-without touching this file; a column type the generator does not know fails the test."""
+"""Migrations never lose data, and only `aixaudit db upgrade` (and `api`) run them.
+
+Every step up and down, on SQLite and PostgreSQL, with rows in every table. The rows are
+generated from the reflected schema, so a new migration is covered without touching this file;
+a column type the generator does not know fails the test. Every other command, and the workers,
+refuse a database at another revision."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from itertools import count, pairwise
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
+from click.testing import CliRunner
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -32,10 +37,14 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    update,
 )
 
+from aixaudit import cli
+from aixaudit.config import get_settings
 from aixaudit.errors import SchemaError
 from aixaudit.store.db import (
+    UPGRADE_HINT,
     alembic_config,
     check_foreign_keys,
     make_engine,
@@ -50,6 +59,8 @@ REVISIONS = [
     "base",
     *reversed([s.revision for s in ScriptDirectory(str(ROOT / "migrations")).walk_revisions()]),
 ]
+
+HEAD, BEHIND = REVISIONS[-1], REVISIONS[-2]
 
 
 def _value(column: Any, n: int) -> Any:
@@ -217,3 +228,129 @@ def test_sqlite_migrates_without_foreign_keys_and_checks_them(tmp_path: Path) ->
     finally:
         engine.dispose()
         migrating.dispose()
+
+
+@pytest.fixture
+def cli_db(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`db_url` as the database of the CLI and of the workers in this process."""
+    from workers import context
+
+    for name in list(os.environ):
+        if name.startswith("AIXAUDIT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AIXAUDIT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AIXAUDIT_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    context._sessions.cache_clear()
+    yield db_url
+    get_settings.cache_clear()
+    context._sessions.cache_clear()
+
+
+def at_revision(url: str) -> str:
+    engine = make_engine(url)
+    try:
+        return revision(engine)
+    finally:
+        engine.dispose()
+
+
+def one_line_error(args: list[str]) -> str:
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code == 1, result.output
+    message = result.output.strip()
+    assert message.startswith("error: ") and "\n" not in message, message
+    return message
+
+
+DATABASE_COMMANDS = [
+    ["audit", "."],
+    ["report", "1"],
+    ["runs"],
+    ["status", "1"],
+    ["resume", "1"],
+    ["cancel", "1"],
+    ["schedule", "add", "."],
+    ["schedule", "list"],
+    ["schedule", "remove", "1"],
+    ["schedule", "run", "1"],
+]
+
+
+@pytest.mark.parametrize("args", DATABASE_COMMANDS, ids=" ".join)
+def test_commands_refuse_a_database_behind(cli_db: str, args: list[str]) -> None:
+    upgrade(cli_db, revision=BEHIND)
+    assert one_line_error(args).endswith(UPGRADE_HINT)
+    assert at_revision(cli_db) == BEHIND
+
+
+def test_db_upgrade_migrates_and_then_commands_work(cli_db: str) -> None:
+    upgrade(cli_db, revision=BEHIND)
+    assert CliRunner().invoke(cli.main, ["db", "upgrade"]).exit_code == 0
+    result = CliRunner().invoke(cli.main, ["runs", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "[]"
+    assert at_revision(cli_db) == HEAD
+
+
+def test_a_database_without_tables_is_created_at_head(cli_db: str) -> None:
+    result = CliRunner().invoke(cli.main, ["runs", "--json"])
+    assert result.exit_code == 0, result.output
+    assert at_revision(cli_db) == HEAD
+
+
+def test_tables_without_a_revision_are_behind(cli_db: str) -> None:
+    engine = make_engine(cli_db)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE unrelated (id INTEGER PRIMARY KEY)"))
+    finally:
+        engine.dispose()
+    assert one_line_error(["runs"]).endswith(UPGRADE_HINT)
+    assert at_revision(cli_db) == "base"
+
+
+def test_a_database_ahead_is_refused(cli_db: str) -> None:
+    upgrade(cli_db)
+    engine = make_engine(cli_db)
+    try:
+        with engine.begin() as connection:
+            version = MetaData()
+            version.reflect(connection, only=["alembic_version"])
+            connection.execute(update(version.tables["alembic_version"]).values(version_num="9999"))
+    finally:
+        engine.dispose()
+    assert "schema revision 9999, which this aixaudit does not know" in one_line_error(["runs"])
+    assert "Can't locate revision identified by '9999'" in one_line_error(["db", "upgrade"])
+    assert at_revision(cli_db) == "9999"
+
+
+def test_workers_refuse_a_database_behind(cli_db: str) -> None:
+    """A task that opens the database fails with the refusal (not retried, nothing migrated);
+    after `aixaudit db upgrade` the same worker process goes on."""
+    from workers import context, tasks
+
+    upgrade(cli_db, revision=BEHIND)
+    failed = tasks.finalize_run.apply(args=(1,))
+    assert failed.failed() and isinstance(failed.result, SchemaError)
+    assert str(failed.result).endswith(UPGRADE_HINT)
+    assert at_revision(cli_db) == BEHIND
+
+    upgrade(cli_db)
+    with context.sessions()() as session:
+        assert session.scalar(text("SELECT count(*) FROM runs")) == 0
+
+
+def test_a_worker_does_not_start_on_a_database_behind(cli_db: str) -> None:
+    upgrade(cli_db, revision=BEHIND)
+    worker = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # cli_db's settings
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert worker.returncode == 1, worker.stderr
+    assert worker.stderr.strip().splitlines()[-1].endswith(UPGRADE_HINT)
+    assert at_revision(cli_db) == BEHIND

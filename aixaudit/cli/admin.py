@@ -40,7 +40,7 @@ def serve_command() -> None:
 def api_command(host: str, port: int) -> None:
     """Serve the HTTP API (/api, described at /openapi.json) and the dashboard (/) until Ctrl-C.
 
-    Migrates the database first, like the other commands.
+    Migrates the database first, like `db upgrade` (the other commands refuse an old one).
     """
     import uvicorn
 

@@ -7,13 +7,18 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit.errors import ConfigError, SchemaError
 
 # The repository root's migrations/ (the package lives at <root>/aixaudit/store/).
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# How every refusal of a database behind this code ends.
+UPGRADE_HINT = "run `aixaudit db upgrade`"
 
 
 def _parse_url(url: str | URL) -> URL:
@@ -26,6 +31,10 @@ def _parse_url(url: str | URL) -> URL:
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+def _shown(url: str | URL) -> str:
+    return _parse_url(url).render_as_string(hide_password=True)
 
 
 def _sqlite_file(url: URL) -> Path | None:
@@ -111,4 +120,45 @@ def alembic_config(url: str | URL) -> Config:
 
 def upgrade(url: str | URL, *, revision: str = "head") -> None:
     """Bring the database at `url` to `revision` (creating a SQLite file and its directory)."""
-    command.upgrade(alembic_config(url), revision)
+    try:
+        command.upgrade(alembic_config(url), revision)
+    except CommandError as error:  # e.g. a revision from a newer aixaudit
+        raise SchemaError(f"The database {_shown(url)} cannot be migrated: {error}.") from error
+
+
+def require_current(url: str | URL) -> None:
+    """Refuse a database at another schema revision than this code's: only `aixaudit db upgrade`
+    (and `aixaudit api`) migrate, never a command in passing. A database without any table (a
+    new SQLite file) is not behind: it is created at the current revision."""
+    config = alembic_config(url)
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+            empty = not inspect(connection).get_table_names()
+    finally:
+        engine.dispose()
+    if current == head:
+        return
+    shown = _shown(url)
+    if current is None and empty:
+        upgrade(url)
+    elif current is None or _is_known(script, current):
+        raise SchemaError(
+            f"The database {shown} is at schema revision {current or 'none'}, behind this "
+            f"aixaudit's {head}: {UPGRADE_HINT}"
+        )
+    else:
+        raise SchemaError(
+            f"The database {shown} is at schema revision {current}, which this aixaudit does not "
+            f"know (a newer aixaudit migrated it): use that version or another database."
+        )
+
+
+def _is_known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
