@@ -75,7 +75,9 @@ def _migration_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE: the write lock at once, so processes migrating a new file together take turns
+    # (the later ones then find it current) instead of failing with "database is locked".
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def migration_engine(url: str | URL) -> Engine:
