@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -343,13 +344,14 @@ def test_workers_refuse_a_database_behind(cli_db: str) -> None:
 
 def test_a_worker_does_not_start_on_a_database_behind(cli_db: str) -> None:
     upgrade(cli_db, revision=BEHIND)
+    own_keys = f"aixaudit-test-{uuid.uuid4().hex[:12]}:"  # were it to start, it takes no task
     worker = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo"],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},  # cli_db's settings
+        env={**os.environ, "PYTHONPATH": str(ROOT), "AIXAUDIT_CELERY_KEY_PREFIX": own_keys},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=60,
     )
     assert worker.returncode == 1, worker.stderr
     assert worker.stderr.strip().splitlines()[-1].endswith(UPGRADE_HINT)
