@@ -3,6 +3,7 @@
 AixauditError
 ├── SourceError          a path or git URL that cannot be read
 ├── ConfigError          a setting that makes no sense
+├── SchemaError          the database's schema is not this code's (behind, ahead, broken)
 ├── ServerError          the Triton server or model is not usable
 │   └── ServerStartError the bundled tritonserver did not come up
 ├── ModelWeightsError    the CPU model's weights are missing or broken
@@ -23,6 +24,10 @@ class SourceError(AixauditError):
 
 class ConfigError(AixauditError):
     """A setting or option is invalid."""
+
+
+class SchemaError(AixauditError):
+    """The database is at another schema revision than this code, or a migration failed."""
 
 
 class ServerError(AixauditError):

@@ -11,7 +11,7 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import TypeDecorator
 
 from aixaudit.config import get_settings
-from aixaudit.store.db import make_engine
+from aixaudit.store.db import check_foreign_keys, migration_engine
 from aixaudit.store.tables import Base
 
 config = context.config
@@ -46,13 +46,14 @@ def run_offline() -> None:
 
 
 def run_online() -> None:
-    # make_engine: the same driver choice and SQLite pragmas as the application.
-    engine = make_engine(database_url())
+    """All pending migrations in one transaction (on SQLite too), checked before it commits."""
+    engine = migration_engine(database_url())
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, connection.begin():
             configure(connection=connection)
-            with context.begin_transaction():
+            with context.begin_transaction():  # inside ours: Alembic leaves it to us
                 context.run_migrations()
+            check_foreign_keys(connection)
     finally:
         engine.dispose()
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from celery.beat import PersistentScheduler
 from kombu import Queue
 
 from aixaudit.config import Settings, get_settings
+from aixaudit.errors import SchemaError
+from aixaudit.store import db
 
 CONTROL_QUEUE = "aixaudit"  # planning, finishing runs, nightly checks: short tasks
 POINTS_QUEUE = "aixaudit.points"  # chunks of points: the long tasks
@@ -63,6 +66,16 @@ class Scheduler(PersistentScheduler):
     def setup_schedule(self) -> None:
         Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
         super().setup_schedule()
+
+
+@signals.worker_init.connect
+def refuse_another_schema(**_: Any) -> None:
+    """A worker on a database at another schema revision would fail every task: it does not
+    start (exit status 1). A database away for now is the tasks' concern (they retry)."""
+    try:
+        db.require_current(get_settings().db_url)
+    except SchemaError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 app = make_app(get_settings())

@@ -25,8 +25,11 @@ def sessions() -> sessionmaker[Session]:
 
 @lru_cache(maxsize=1)
 def _sessions(pid: int) -> sessionmaker[Session]:
-    # Keyed by the process id: a forked child gets an engine of its own.
-    return db.session_factory(db.make_engine(get_settings().db_url))
+    # Keyed by the process id: a forked child gets an engine of its own. Workers never migrate:
+    # a database at another revision fails the task (SchemaError) until `aixaudit db upgrade`.
+    url = get_settings().db_url
+    db.require_current(url)
+    return db.session_factory(db.make_engine(url))
 
 
 @lru_cache(maxsize=1)

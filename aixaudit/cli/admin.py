@@ -50,8 +50,9 @@ def serve_command() -> None:
 def api_command(host: str, port: int) -> None:
     """Serve the HTTP API (/api, described at /openapi.json) and the dashboard (/) until Ctrl-C.
 
-    Migrates the database first, like the other commands. Without AIXAUDIT_API_TOKENS it
-    listens on loopback only: reads are open there and writes are refused.
+    Migrates the database first, like `db upgrade` (the other commands refuse an old one).
+    Without AIXAUDIT_API_TOKENS it listens on loopback only: reads are open there and writes
+    are refused.
     """
     import uvicorn
 

@@ -38,8 +38,8 @@ errors = Console(stderr=True, soft_wrap=True)
 
 
 def sessions_for(settings: Settings) -> sessionmaker[Session]:
-    """Migrate the database to the current schema, then open it."""
-    db.upgrade(settings.db_url)
+    """Open the database, refusing one at another schema revision (a new one is created)."""
+    db.require_current(settings.db_url)
     return db.session_factory(db.make_engine(settings.db_url))
 
 
