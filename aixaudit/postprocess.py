@@ -179,16 +179,19 @@ def trim_completion(
        kind's does not end on a statement that is only a name (`...PutUint1`, what a token
        limit leaves). So a completion that closes the enclosing scope or opens a new
        definition is cut before it.
-    3. Suffix duplicate: if the result ends with text that the suffix starts with (whitespace
-       around both ignored), drop the longest such overlap that is a whole non-blank line of
-       the suffix or at least 3 characters and does not start inside a word, provided what is
-       left is not blank and still fits.
+    3. Suffix duplicate, for statement kinds: if the result ends with text that the suffix
+       starts with (whitespace around both ignored), drop the longest such overlap that is a
+       whole non-blank line of the suffix or at least 3 characters and does not start inside a
+       word, provided what is left is not blank and still fits. (An expression that ends like
+       the suffix starts, `a.f(0)` before `.f(0)`, is as likely right as repeated.)
     """
     insertion = _Insertion(language, prefix, original, suffix)
     text = cut_at_stop_words(raw, stop_words).rstrip()
     fitting = (c for c in _candidates(text, kind, insertion) if insertion.fits(c, kind))
     kept = next(fitting, "")
-    return _drop_suffix_duplicate(kept, insertion, suffix, kind) if kept else kept
+    if kept and kind in _STATEMENT_KINDS:
+        return _drop_suffix_duplicate(kept, insertion, suffix, kind)
+    return kept
 
 
 def parses_after_insert(
@@ -201,8 +204,8 @@ def parses_after_insert(
     scope's node is still there (same type, same start, end moved by the length difference);
     every node of it not wholly inside the completion has the same type, nesting and order as
     the original's nodes not wholly inside the span (so closing the function and opening a new
-    one fails, however alike they look); no ERROR or MISSING node lies inside the completion;
-    and the completion is not blank.
+    one fails, however alike they look); no ERROR or MISSING node lies inside the completion
+    (unless the original's span was inside one too); and the completion is not blank.
     """
     return _Insertion(language, prefix, original, suffix).fits(completion)
 
@@ -230,6 +233,8 @@ class _Insertion:
         self.scope = self.parse(original.encode()).root_node
         if self.scope.has_error:
             self.scope = _enclosing_scope(self.scope, self.start, self.start + self.original_size)
+        # Errors inside the span itself (a span an ERROR node wraps, as a macro call may be).
+        self.broken = _broken_inside(self.scope, self.start, self.start + self.original_size)
 
     def parse(self, body: bytes) -> tree_sitter.Tree:
         if body not in self._trees:
@@ -265,7 +270,7 @@ class _Insertion:
             scope = _node_at(
                 root, self.scope.start_byte, self.scope.end_byte + delta, self.scope.type
             )
-        if scope is None or _has_error_inside(scope, self.start, end):
+        if scope is None or _broken_inside(scope, self.start, end) > self.broken:
             return False
         span = (self.start, self.start + self.original_size)
         if not _same_shape(self.scope, span, scope, (self.start, end), expression):
@@ -362,17 +367,20 @@ def _runs(
     return runs
 
 
-def _has_error_inside(scope: tree_sitter.Node, start: int, end: int) -> bool:
-    """An ERROR or MISSING node wholly inside [start, end] (a MISSING `;` at `end` counts)."""
+def _broken_inside(scope: tree_sitter.Node, start: int, end: int) -> int:
+    """How many subtrees wholly inside [start, end] hold an ERROR or MISSING node (a MISSING
+    `;` at `end` counts); outermost ones only."""
+    broken = 0
     stack = [scope]
     while stack:
         node = stack.pop()
         if not node.has_error or node.end_byte < start or node.start_byte > end:
             continue
         if _inside(node, start, end):
-            return True
-        stack.extend(node.children)
-    return False
+            broken += 1
+        else:
+            stack.extend(node.children)
+    return broken
 
 
 def _ends_on_a_name(root: tree_sitter.Node, start: int, end: int) -> bool:

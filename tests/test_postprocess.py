@@ -8,7 +8,7 @@ import pytest
 
 from aixaudit.audit import _PointWork, _result
 from aixaudit.inference import Completion
-from aixaudit.languages import get_language, parse
+from aixaudit.languages import get_language, language_for_path, parse
 from aixaudit.postprocess import (
     SAFIM_COMMIT,
     SAFIM_REPO,
@@ -22,6 +22,7 @@ from aixaudit.postprocess import (
 )
 from aixaudit.prompts import Prompt
 from aixaudit.scoring import METRICS, AcceptanceRule, score
+from aixaudit.spans import find_spans
 
 # Outputs of SAFIM's own prompt_utils.py run on these cases (see the file's "source" and "how").
 SAFIM_FIXTURE = json.loads(
@@ -346,3 +347,44 @@ def test_an_empty_suggestion_is_stored_as_a_miss_beside_its_raw_text() -> None:
     assert (row["raw_text"], row["text"]) == ("x += 1", "")
     assert row["accepted"] is False and row["scores"]["parses_after_insert"] == 0.0
     assert (row["lines_suggested"], row["chars_suggested"]) == (0, 0)
+
+
+POLYGLOT = Path(__file__).parent / "fixtures" / "polyglot"
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in POLYGLOT.rglob("*") if p.is_file() and language_for_path(str(p)) and
+           "node_modules" not in p.parts),
+    ids=lambda p: p.name,
+)  # fmt: skip
+def test_every_original_fits_its_own_span_and_is_kept_whole(path: Path) -> None:
+    language = language_for_path(str(path))
+    assert language is not None
+    source = path.read_bytes()
+    spans = find_spans(language, source)
+    assert spans
+    for span in spans:
+        case = {"language": language.name, "kind": span.kind, "original": span.text}
+        case |= {
+            "prefix": source[: span.start_byte].decode(),
+            "suffix": source[span.end_byte :].decode(),
+        }
+        assert parses(case, span.text), span
+        assert ours(case, completion=span.text) == span.text, span
+
+
+def test_a_span_an_error_node_wraps_is_judged_against_that_error() -> None:
+    # tree-sitter-c wraps a macro call in an initializer list in an ERROR node.
+    prefix = "static PyTypeObject T = {\n    "
+    suffix = '\n    "name",\n};\n'
+    case = {"language": "c", "kind": "call", "original": "PyVarObject_HEAD_INIT(NULL, 0)"}
+    case |= {"prefix": prefix, "suffix": suffix}
+    assert parses(case, "PyVarObject_HEAD_INIT(NULL, 1)")
+    assert not parses(case, "PyVarObject_HEAD_INIT(NULL, 1")
+
+
+def test_an_expression_ending_like_the_suffix_starts_is_kept() -> None:
+    case = {"language": "python", "kind": "call", "original": "v.get(0)"}
+    case |= {"prefix": "def f(v):\n    return ", "suffix": ".get(0)\n"}
+    assert ours(case, completion="v.get(0)") == "v.get(0)"
