@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import sources
 from .errors import AixauditError
 from .inference import Completion, CompletionRequest, TritonCompleter
-from .languages import Language, error_count, get_language, parse
+from .languages import Language, get_language
 from .offload import Offload, available_cores
 from .postprocess import parses_after_insert, trim_completion
 from .prompts import Prompt, build_prompt, get_profile
@@ -185,11 +185,9 @@ class _PointWork:
     run_id: int
     language: Language
     kind: str
-    node_type: str
     original: str
     prefix: str
     suffix: str
-    baseline_errors: int
     prompt: Prompt
 
 
@@ -259,13 +257,12 @@ def _prepare(
     counter: TokenCounter,
 ) -> Iterator[_PointWork]:
     profile = get_profile(options.profile)
-    files: dict[str, tuple[bytes, int]] = {}  # sha256 -> (source, its error count), once a file
+    files: dict[str, bytes] = {}  # sha256 -> source, encoded once a file
     for point in pending:
         language = get_language(point.language)
         if point.sha256 not in files:
-            source = blobs[point.sha256].encode()
-            files[point.sha256] = source, error_count(parse(language, source))
-        source, baseline_errors = files[point.sha256]
+            files[point.sha256] = blobs[point.sha256].encode()
+        source = files[point.sha256]
         prefix = source[: point.start_byte].decode()
         suffix = source[point.end_byte :].decode()
         prompt = build_prompt(
@@ -278,8 +275,7 @@ def _prepare(
             budget=options.prompt_budget,
         )
         yield _PointWork(
-            point.id, point.run_id, language, point.kind, point.node_type, point.original,
-            prefix, suffix, baseline_errors, prompt,
+            point.id, point.run_id, language, point.kind, point.original, prefix, suffix, prompt,
         )  # fmt: skip
 
 
@@ -301,18 +297,18 @@ def _result(
     text = trim_completion(
         completion.text,
         language=work.language,
+        kind=work.kind,
         prefix=work.prefix,
+        original=work.original,
         suffix=work.suffix,
-        node_type=work.node_type,
         stop_words=stop_words,
-        baseline_errors=work.baseline_errors,
     )
     parses = parses_after_insert(
         language=work.language,
         prefix=work.prefix,
+        original=work.original,
         completion=text,
         suffix=work.suffix,
-        baseline_errors=work.baseline_errors,
     )
     scores = score(text, work.original, language=work.language, parses=parses)
     accepted = rule.accepts(scores)

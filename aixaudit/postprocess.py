@@ -1,65 +1,213 @@
-"""Syntax-aware trimming of a raw completion, before it is scored.
+"""Syntax-aware trimming of a raw completion, and the check that it fits its span.
 
 A FIM model rarely stops exactly at the end of the masked span: it runs on into the next
-statement, or repeats the code that follows. Benchmarks (SAFIM, CrossCodeEval) trim with the
-syntax tree before scoring, and so does an IDE plugin before showing a suggestion; scoring the
-raw text would measure the stopping criterion rather than the code.
+statement, closes the function and starts another, or is cut mid-word by the token limit.
+Benchmarks trim with the syntax tree before scoring, and so does an IDE plugin before showing a
+suggestion; scoring the raw text would measure the stopping criterion rather than the code.
+
+Two rules live here:
+
+- SAFIM's (`safim_trim`), reproduced exactly from gonglinyuan/safim `prompt_utils.py` at
+  `SAFIM_COMMIT` (pinned by tests/fixtures/safim_truncation.json): blocks drop trailing lines
+  until the file has no ERROR node and the file's node-type sequence is the one without the span
+  plus one inserted run (`truncate_line_until_block`); conditions end at the unmatched `)`
+  (Python: the first non-blank line); calls end at the `)` that closes the first `(`.
+- Ours (`trim_completion`), used by audits: candidate cuts by the span's kind; the longest
+  that `parses_after_insert` accepts wins, else the empty suggestion (the raw text is stored
+  beside it). That check is stricter than SAFIM's sequence check, which a completion that
+  closes the function and opens a new one of the same shape passes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 import tree_sitter
 
-from aixaudit.languages import Language, error_count, parse
+from aixaudit.languages import Language, parse
 
-_CLOSING_BRACKETS = ")]}"
+SAFIM_REPO = "gonglinyuan/safim"
+SAFIM_COMMIT = "95432865d458d86458cfaff05fc8e6893dd20ff1"
+
 _MIN_DUPLICATE_CHARS = 3
+_CLOSING_BRACKETS = ")]}"
+# Span kinds whose completion is one or more statements (the others are expressions).
+_STATEMENT_KINDS = frozenset({"function_body", "block_body", "statement", "statements"})
+# Definitions: the scope judged when the original file already has syntax errors.
+_SCOPE_TYPES = frozenset(
+    {
+        "function_definition", "class_definition",  # Python, C, C++
+        "method_declaration", "constructor_declaration", "class_declaration",
+        "interface_declaration", "enum_declaration", "record_declaration",  # Java
+        "function_declaration", "generator_function_declaration", "method_definition",
+        "function_expression", "arrow_function", "class", "abstract_class_declaration",  # JS, TS
+        "func_literal",  # Go (function_declaration, method_declaration above)
+        "function_item", "impl_item", "trait_item", "mod_item", "closure_expression",  # Rust
+        "class_specifier", "struct_specifier", "namespace_definition", "lambda_expression",  # C++
+    }
+)  # fmt: skip
+# A statement that is only a name or a member chain does nothing; it is what a token-limit cut
+# leaves (`binary.BigEndian.PutUint1`), so it never ends a suggestion.
+_NAME_TYPES = frozenset(
+    {
+        "identifier", "attribute", "selector_expression", "member_expression",
+        "field_expression", "field_access", "scoped_identifier", "qualified_identifier",
+    }
+)  # fmt: skip
+_STATEMENT_WRAPPER = "expression_statement"
+
+
+class SafimNotApplicable(ValueError):
+    """SAFIM's block truncation asserts that the file without the span parses; here it did not."""
+
+
+# --- SAFIM, reproduced ------------------------------------------------------------------------
+
+
+def safim_trim(completion: str, *, language: Language, kind: str, prefix: str, suffix: str) -> str:
+    """SAFIM's post-processor for the split a span kind belongs to: conditions are its control
+    split, calls and argument lists its API split, bodies and statements its block split."""
+    if kind == "condition":
+        return safim_truncate_control(completion, language=language)
+    if kind in ("call", "arguments"):
+        return safim_truncate_api_call(completion)
+    return safim_truncate_line_until_block(
+        completion, language=language, prefix=prefix, suffix=suffix
+    )
+
+
+def safim_truncate_control(completion: str, *, language: Language) -> str:
+    """Python: the first non-blank line; other languages: up to the first unmatched `)`."""
+    if language.name == "python":
+        return next((line for line in completion.splitlines() if line.strip()), "")
+    depth = 0
+    for i, char in enumerate(completion):
+        depth += (char == "(") - (char == ")")
+        if depth == -1:
+            return completion[:i]
+    return completion
+
+
+def safim_truncate_api_call(completion: str) -> str:
+    """Up to and including the first `)` that brings the bracket depth to zero or below."""
+    depth = 0
+    for i, char in enumerate(completion):
+        depth += (char == "(") - (char == ")")
+        if char == ")" and depth <= 0:
+            return completion[: i + 1]
+    return completion
+
+
+def safim_truncate_line_until_block(
+    completion: str, *, language: Language, prefix: str, suffix: str
+) -> str:
+    """Drop trailing lines until the file has no ERROR node (one that is just `;` aside) and
+    its node-type sequence, minus the longest common prefix and suffix with the sequence of the
+    file without the span (Python: with `pass` there, 4 events), is empty; "" if no line count
+    qualifies. Raises SafimNotApplicable where SAFIM's assertion would fail."""
+    lines = completion.splitlines(keepends=True)
+    python = language.name == "python"
+    gap: list[tuple[bool, str]] | None = None
+    while lines:
+        trace, errors = _safim_trace(parse(language, (prefix + "".join(lines) + suffix).encode()))
+        if errors:
+            lines.pop()
+            continue
+        if gap is None:
+            filler = "pass" if python else ""
+            gap, gap_errors = _safim_trace(parse(language, (prefix + filler + suffix).encode()))
+            if gap_errors:
+                raise SafimNotApplicable("SAFIM needs the file without the span to parse.")
+        if len(gap) > len(trace):
+            lines.pop()
+            continue
+        unmatched = len(gap) - _common_prefix(gap, trace) - _common_prefix(gap[::-1], trace[::-1])
+        if unmatched - (4 if python else 0) == 0:
+            break
+        lines.pop()
+    return "".join(lines)
+
+
+def _safim_trace(tree: tree_sitter.Tree) -> tuple[list[tuple[bool, str]], int]:
+    """(enter?, type) for every node in document order, not descending into ERROR nodes, and
+    the number of ERROR nodes whose text is not `;` (SAFIM's ErrorCheckVisitor)."""
+    events: list[tuple[bool, str]] = []
+    errors = 0
+    stack: list[tuple[tree_sitter.Node, bool]] = [(tree.root_node, False)]
+    while stack:
+        node, leaving = stack.pop()
+        events.append((not leaving, node.type))
+        if leaving:
+            continue
+        stack.append((node, True))
+        if node.type == "ERROR":
+            errors += node.text != b";"
+        else:
+            stack.extend((child, False) for child in reversed(node.children))
+    return events, errors
+
+
+def _common_prefix(a: Sequence[object], b: Sequence[object]) -> int:
+    n = 0
+    while n < len(a) and n < len(b) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+# --- ours ----------------------------------------------------------------------------------
 
 
 def trim_completion(
     raw: str,
     *,
     language: Language,
+    kind: str,
     prefix: str,
+    original: str,
     suffix: str,
-    node_type: str,
     stop_words: Sequence[str] = (),
-    baseline_errors: int,
 ) -> str:
-    """The part of `raw` that a user would get for the span, by three rules in order.
+    """The part of `raw` a user would get for the span; "" when no cut fits.
 
     1. Stop strings: cut at the earliest occurrence of any of `stop_words`.
-    2. Syntax unit (SAFIM-style): parse prefix + completion + suffix and take the outermost
-       node of type `node_type` (the masked original's type) that starts where the completion
-       does (after its leading whitespace). If that node has no syntax error and ends inside
-       the completion, cut there: the end of the first complete unit that fits the span.
-       Otherwise try the completion with trailing lines dropped, one at a time, and then the
-       first line cut after each closing bracket, right to left; keep the longest candidate
-       whose insertion gives no more ERROR/MISSING nodes than `baseline_errors` (the original
-       file's count). If none qualifies, keep the completion as it is.
-    3. Suffix duplicate: if the completion ends with text that the suffix starts with
-       (whitespace around both ignored), drop the longest such overlap that is a whole
-       non-blank line of the suffix or at least 3 characters and does not start inside a word,
-       provided the completion keeps some non-blank text and dropping does not add syntax
-       errors (a `}` that closes the completion's own block stays).
+    2. Cut by the span's kind: candidates are the ends of the syntax units the completion starts
+       with (an expression ends at the end of its node, a condition where its header needs it
+       to), SAFIM's cut for the kind, whole lines, and, for statement kinds, every complete
+       statement. The longest that `parses_after_insert` accepts is kept, provided that an
+       expression kind's cut is one node where the original was one, and that a statement
+       kind's does not end on a statement that is only a name (`...PutUint1`, what a token
+       limit leaves). So a completion that closes the enclosing scope or opens a new
+       definition is cut before it.
+    3. Suffix duplicate, for statement kinds: if the result ends with text that the suffix
+       starts with (whitespace around both ignored), drop the longest such overlap that is a
+       whole non-blank line of the suffix or at least 3 characters and does not start inside a
+       word, provided what is left is not blank and still fits. (An expression that ends like
+       the suffix starts, `a.f(0)` before `.f(0)`, is as likely right as repeated.)
     """
-    insertion = _Insertion(language, prefix.encode(), suffix.encode())
-    text = cut_at_stop_words(raw, stop_words)
-    if not text.strip():
-        return text
-    text = _syntax_unit(text, insertion, node_type, baseline_errors)
-    return _drop_suffix_duplicate(text, insertion, suffix)
+    insertion = _Insertion(language, prefix, original, suffix)
+    text = cut_at_stop_words(raw, stop_words).rstrip()
+    fitting = (c for c in _candidates(text, kind, insertion) if insertion.fits(c, kind))
+    kept = next(fitting, "")
+    if kept and kind in _STATEMENT_KINDS:
+        return _drop_suffix_duplicate(kept, insertion, suffix, kind)
+    return kept
 
 
 def parses_after_insert(
-    *, language: Language, prefix: str, completion: str, suffix: str, baseline_errors: int
+    *, language: Language, prefix: str, original: str, completion: str, suffix: str
 ) -> bool:
-    """Whether inserting the completion adds no ERROR/MISSING node to the original file."""
-    insertion = _Insertion(language, prefix.encode(), suffix.encode())
-    return insertion.errors(completion) <= baseline_errors
+    """Whether the completion takes the original's place and nothing else changes.
+
+    The scope is the whole file, or, when the original file already has syntax errors, the
+    innermost definition around the span. In the file with the completion inserted: the
+    scope's node is still there (same type, same start, end moved by the length difference);
+    every node of it not wholly inside the completion has the same type, nesting and order as
+    the original's nodes not wholly inside the span (so closing the function and opening a new
+    one fails, however alike they look); no ERROR or MISSING node lies inside the completion
+    (unless the original's span was inside one too); and the completion is not blank.
+    """
+    return _Insertion(language, prefix, original, suffix).fits(completion)
 
 
 def cut_at_stop_words(text: str, stop_words: Sequence[str]) -> str:
@@ -77,20 +225,21 @@ class _Insertion:
     subtree the insertion does not touch, about 8x faster than parsing the file again.
     """
 
-    def __init__(self, language: Language, prefix: bytes, suffix: bytes) -> None:
-        self.language, self.prefix, self.suffix = language, prefix, suffix
-        self._parsed: dict[bytes, tuple[tree_sitter.Tree, int]] = {}
+    def __init__(self, language: Language, prefix: str, original: str, suffix: str) -> None:
+        self.language, self.prefix, self.suffix = language, prefix.encode(), suffix.encode()
+        self.start = len(self.prefix)
+        self.original_size = len(original.encode())
+        self._trees: dict[bytes, tree_sitter.Tree] = {}
+        self.scope = self.parse(original.encode()).root_node
+        if self.scope.has_error:
+            self.scope = _enclosing_scope(self.scope, self.start, self.start + self.original_size)
+        # Errors inside the span itself (a span an ERROR node wraps, as a macro call may be).
+        self.broken = _broken_inside(self.scope, self.start, self.start + self.original_size)
 
-    def parse(self, completion: str) -> tree_sitter.Tree:
-        return self._parse(completion.encode())[0]
-
-    def errors(self, completion: str) -> int:
-        return self._parse(completion.encode())[1]
-
-    def _parse(self, body: bytes) -> tuple[tree_sitter.Tree, int]:
-        if body not in self._parsed:
+    def parse(self, body: bytes) -> tree_sitter.Tree:
+        if body not in self._trees:
             tree = _gap_tree(self.language, self.prefix, self.suffix).copy()
-            at = len(self.prefix)
+            at = self.start
             start = _point(self.prefix, (0, 0))
             tree.edit(
                 start_byte=at,
@@ -100,9 +249,33 @@ class _Insertion:
                 old_end_point=start,
                 new_end_point=_point(body, start),
             )
-            tree = parse(self.language, self.prefix + body + self.suffix, old_tree=tree)
-            self._parsed[body] = (tree, error_count(tree))
-        return self._parsed[body]
+            self._trees[body] = parse(
+                self.language, self.prefix + body + self.suffix, old_tree=tree
+            )
+        return self._trees[body]
+
+    def fits(self, completion: str, kind: str | None = None) -> bool:
+        """`parses_after_insert`; for trimming to a `kind`, also: an expression kind's completion
+        is as many nodes as the original, a statement kind's does not end on a name-only
+        statement."""
+        expression = kind is not None and kind not in _STATEMENT_KINDS
+        body = completion.encode()
+        if not body.strip():
+            return False
+        root = self.parse(body).root_node
+        end = self.start + len(body)
+        scope = root
+        if self.scope.parent is not None:
+            delta = len(body) - self.original_size
+            scope = _node_at(
+                root, self.scope.start_byte, self.scope.end_byte + delta, self.scope.type
+            )
+        if scope is None or _broken_inside(scope, self.start, end) > self.broken:
+            return False
+        span = (self.start, self.start + self.original_size)
+        if not _same_shape(self.scope, span, scope, (self.start, end), expression):
+            return False
+        return not (kind in _STATEMENT_KINDS and _ends_on_a_name(root, self.start, end))
 
 
 @lru_cache(maxsize=4)
@@ -119,44 +292,150 @@ def _point(text: bytes, start: tuple[int, int]) -> tuple[int, int]:
     return start[0] + rows, len(text) - text.rfind(b"\n") - 1
 
 
-def _syntax_unit(text: str, insertion: _Insertion, node_type: str, baseline_errors: int) -> str:
-    encoded = text.encode()
-    offset = len(insertion.prefix)
-    start = offset + len(encoded) - len(encoded.lstrip())
-    node = _outermost_at(insertion.parse(text).root_node, start, node_type)
-    if node is not None and not node.has_error and node.end_byte <= offset + len(encoded):
-        return encoded[: node.end_byte - offset].decode()
-    for candidate in _candidates(text):
-        if insertion.errors(candidate) <= baseline_errors:
-            return candidate
-    return text
-
-
-def _outermost_at(root: tree_sitter.Node, start: int, node_type: str) -> tree_sitter.Node | None:
-    """The highest node of the given type that starts at byte `start`."""
-    node: tree_sitter.Node | None = root
-    while node is not None:
-        if node.start_byte == start and node.type == node_type:
+def _enclosing_scope(root: tree_sitter.Node, start: int, end: int) -> tree_sitter.Node:
+    """The innermost definition strictly around [start, end), or the root."""
+    node = root.descendant_for_byte_range(start, end)
+    while node is not None and node.parent is not None:
+        wider = node.start_byte < start or node.end_byte > end
+        if wider and node.type in _SCOPE_TYPES:
             return node
-        node = next((c for c in node.children if c.start_byte <= start < c.end_byte), None)
+        node = node.parent
+    return root
+
+
+def _node_at(
+    root: tree_sitter.Node, start: int, end: int, node_type: str
+) -> tree_sitter.Node | None:
+    node = root.descendant_for_byte_range(start, end)
+    while node is not None and node.start_byte == start and node.end_byte == end:
+        if node.type == node_type:
+            return node
+        node = node.parent
     return None
 
 
-def _candidates(text: str) -> list[str]:
-    """Non-blank shortenings of text, longest first: whole lines, then bracket cuts of line 1."""
-    line_ends = [i for i, char in enumerate(text) if char == "\n"]
-    lines = [text] + [text[:i] for i in reversed(line_ends)]
-    first = text[: line_ends[0]] if line_ends else text
-    brackets = [
-        first[: i + 1] for i in reversed(range(len(first) - 1)) if first[i] in _CLOSING_BRACKETS
-    ]
-    return [c for c in lines + brackets if c.strip()]
+def _inside(node: tree_sitter.Node, start: int, end: int) -> bool:
+    return start <= node.start_byte and node.end_byte <= end
 
 
-def _drop_suffix_duplicate(text: str, insertion: _Insertion, suffix: str) -> str:
+def _same_shape(
+    original: tree_sitter.Node,
+    span: tuple[int, int],
+    inserted: tree_sitter.Node,
+    completion: tuple[int, int],
+    count: bool,
+) -> bool:
+    """Whether two scopes have the same nodes, in the same nesting and order, where each run of
+    sibling nodes wholly inside the span (or the completion) counts as one (of its length if
+    `count`). A subtree that both incremental parses reused (same id), away from the insertion,
+    is equal without a walk: this keeps the check cheap in long files."""
+    stack = [(original, inserted)]
+    while stack:
+        a, b = stack.pop()
+        if a.type != b.type:
+            return False
+        if a.id == b.id and _apart(a, *span) and _apart(b, *completion):
+            continue
+        runs_a, runs_b = _runs(a, *span, count), _runs(b, *completion, count)
+        if len(runs_a) != len(runs_b):
+            return False
+        for x, y in zip(runs_a, runs_b, strict=True):
+            if isinstance(x, int) or isinstance(y, int):
+                if not (isinstance(x, int) and isinstance(y, int) and x == y):
+                    return False
+            else:
+                stack.append((x, y))
+    return True
+
+
+def _apart(node: tree_sitter.Node, start: int, end: int) -> bool:
+    return node.end_byte < start or node.start_byte > end
+
+
+def _runs(
+    node: tree_sitter.Node, start: int, end: int, count: bool
+) -> list[tree_sitter.Node | int]:
+    """The children of `node`, each run of them wholly inside [start, end] replaced by a number."""
+    runs: list[tree_sitter.Node | int] = []
+    for child in node.children:
+        if not _inside(child, start, end):
+            runs.append(child)
+        elif runs and isinstance(runs[-1], int):
+            runs[-1] += count
+        else:
+            runs.append(int(count))
+    return runs
+
+
+def _broken_inside(scope: tree_sitter.Node, start: int, end: int) -> int:
+    """How many subtrees wholly inside [start, end] hold an ERROR or MISSING node (a MISSING
+    `;` at `end` counts); outermost ones only."""
+    broken = 0
+    stack = [scope]
+    while stack:
+        node = stack.pop()
+        if not node.has_error or node.end_byte < start or node.start_byte > end:
+            continue
+        if _inside(node, start, end):
+            broken += 1
+        else:
+            stack.extend(node.children)
+    return broken
+
+
+def _ends_on_a_name(root: tree_sitter.Node, start: int, end: int) -> bool:
+    """Whether the completion [start, end) ends on an expression statement that is a name."""
+    node = root.descendant_for_byte_range(max(end - 1, start), end)
+    while node is not None and _inside(node, start, end):
+        if node.end_byte == end and node.type == _STATEMENT_WRAPPER:
+            return node.named_child_count == 1 and node.named_children[0].type in _NAME_TYPES
+        node = node.parent
+    return False
+
+
+def _candidates(text: str, kind: str, insertion: _Insertion) -> list[str]:
+    """Non-blank cuts of `text`, longest first, each once, without trailing whitespace (the
+    original, a syntax node, has none: the suffix holds what follows it)."""
+    body = text.encode()
+    cuts = {len(body)} | {len(text[:i].encode()) for i, c in enumerate(text) if c == "\n"}
+    cuts |= set(_unit_ends(insertion, body, kind in _STATEMENT_KINDS))
+    first_line = text.split("\n", 1)[0]
+    cuts |= {
+        len(first_line[: i + 1].encode())
+        for i, c in enumerate(first_line)
+        if c in _CLOSING_BRACKETS
+    }
+    if kind in ("condition", "call", "arguments"):
+        safim = (
+            safim_truncate_control(text, language=insertion.language)
+            if kind == "condition"
+            else safim_truncate_api_call(text)
+        )
+        cuts.add(len(safim.encode()))
+    texts = (body[:cut].decode(errors="ignore").rstrip() for cut in sorted(cuts, reverse=True))
+    return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+def _unit_ends(insertion: _Insertion, body: bytes, statements: bool) -> Iterator[int]:
+    """Where the syntax units the completion starts with end (relative to the completion), and
+    with `statements`, where each of the following sibling units ends."""
+    start = insertion.start + len(body) - len(body.lstrip())
+    end = insertion.start + len(body)
+    root = insertion.parse(body).root_node
+    node = root.descendant_for_byte_range(start, start)
+    first = None
+    while node is not None and node.start_byte == start and node.end_byte <= end:
+        yield node.end_byte - insertion.start
+        first, node = node, node.parent
+    if statements and first is not None and first.parent is not None:
+        for sibling in first.parent.children:
+            if _inside(sibling, start, end):
+                yield sibling.end_byte - insertion.start
+
+
+def _drop_suffix_duplicate(text: str, insertion: _Insertion, suffix: str, kind: str) -> str:
     body = text.rstrip()
     head = suffix.lstrip()
-    errors_kept: int | None = None
     for size in range(min(len(body), len(head)), 0, -1):
         if not body.endswith(head[:size]) or not _counts_as_duplicate(head, size):
             continue
@@ -164,11 +443,7 @@ def _drop_suffix_duplicate(text: str, insertion: _Insertion, suffix: str) -> str
         if _is_word_char(shortened[-1:]) and _is_word_char(head[0]):
             continue  # the overlap starts inside a word: "to|tal" is no repetition of "tal"
         shortened = shortened.rstrip()
-        if not shortened.strip():
-            continue
-        if errors_kept is None:
-            errors_kept = insertion.errors(text)
-        if insertion.errors(shortened) <= errors_kept:
+        if shortened.strip() and insertion.fits(shortened, kind):
             return shortened
     return text
 

@@ -308,9 +308,14 @@ def _bleu4_aixcoder(pair: Pair) -> float:
 
 @metric(
     "parses_after_insert",
-    version=1,
-    definition="1 if the file with the completion inserted has no more ERROR/MISSING nodes "
-    "than the original file",
+    version=2,
+    definition="1 if the completion is not blank and, in the file with it inserted, no "
+    "ERROR/MISSING node lies inside it (beyond what the original had inside the span) and "
+    "every node not wholly inside it has the type, nesting and order of the original file's "
+    "nodes not wholly inside the span, each run of inside siblings counting as one (the whole "
+    "file; if the original has syntax errors, the innermost definition around the span); "
+    "stricter than SAFIM's check (gonglinyuan/safim prompt_utils.py "
+    "truncate_line_until_block at 95432865d458d86458cfaff05fc8e6893dd20ff1)",
 )
 def _parses_after_insert(pair: Pair) -> float:
     return float(pair.parses)
