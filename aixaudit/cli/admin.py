@@ -18,7 +18,8 @@ from .shared import console
 
 @click.command("serve")
 def serve_command() -> None:
-    """Serve the CPU model with the bundled tritonserver on loopback until interrupted."""
+    """Serve the CPU model with the bundled tritonserver on loopback until SIGINT or SIGTERM
+    (then the server and its stubs stop, and the command exits 128 + the signal's number)."""
     from aixaudit.server import serve_cpu_model
 
     server = serve_cpu_model(get_settings())
@@ -28,8 +29,6 @@ def serve_command() -> None:
         while server.running:
             time.sleep(1)
         raise AixauditError(f"tritonserver exited; its log is {server.log_path}")
-    except KeyboardInterrupt:
-        pass
     finally:
         server.stop()
 
