@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -55,27 +52,6 @@ def test_report_of_an_unknown_run_is_a_clear_error(data_dir: Path) -> None:
     result = CliRunner().invoke(cli.main, ["report", "42"])
     assert result.exit_code == 1
     assert "There is no run with id 42." in result.output
-
-
-@pytest.mark.triton
-def test_serve_answers_on_loopback_and_stops_on_ctrl_c(tmp_path: Path, cpu_model_dir: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIXAUDIT_")} | {
-        "AIXAUDIT_DATA_DIR": str(tmp_path / "data"),
-        "AIXAUDIT_CPU_MODEL_DIR": str(cpu_model_dir),
-    }
-    server = subprocess.Popen([str(AIXAUDIT), "serve"], env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()  # printed once the server is ready
-        assert line.startswith("serving: grpc://127.0.0.1:"), line
-        http = line.split("http://")[1].split()[0]
-        with urllib.request.urlopen(f"http://{http}/v2/models/ensemble/ready") as response:
-            assert response.status == 200
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=60) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
 
 
 # -- bad input: one sentence, a non-zero exit, nothing stored -----------------------------------
