@@ -294,6 +294,7 @@ def _result(
         "prompt_tokens": work.prompt.tokens,
         "latency_ms": completion.latency_ms,
         "attempts": completion.attempts,
+        "retries": list(completion.retries) or None,
         "error": completion.error,
     }
     if completion.text is None:

@@ -61,6 +61,7 @@ class Completion:
     error: str | None
     latency_ms: float  # of the successful attempt (or the last failed one)
     attempts: int
+    retries: tuple[str, ...] = ()  # why each attempt but the last was tried again
 
 
 @dataclass(frozen=True)
@@ -207,21 +208,24 @@ class TritonCompleter:
             await asyncio.gather(*workers, return_exceptions=True)
 
     async def _complete_one(self, request: CompletionRequest) -> Completion:
-        attempt = 0
+        retries: list[str] = []
         while True:
-            attempt += 1
             started = time.perf_counter()
             try:
                 text = await self._infer(request)
                 latency = (time.perf_counter() - started) * 1000
-                return Completion(request.key, text, None, latency, attempt)
+                return Completion(request.key, text, None, latency, len(retries) + 1, (*retries,))
             except _REQUEST_ERRORS as error:
                 latency = (time.perf_counter() - started) * 1000
-                if not is_transient(error) or attempt > self.max_retries:
-                    return Completion(request.key, None, _first_line(error), latency, attempt)
+                cause = _first_line(error)
+                if not is_transient(error) or len(retries) >= self.max_retries:
+                    return Completion(
+                        request.key, None, cause, latency, len(retries) + 1, (*retries,)
+                    )
+                retries.append(cause)
                 # Full jitter: spreads retries of many in-flight requests over the window. The
                 # request keeps its slot meanwhile, so retries never add to what is in flight.
-                window = min(BACKOFF_CAP_S, self.backoff_s * 2 ** (attempt - 1))
+                window = min(BACKOFF_CAP_S, self.backoff_s * 2 ** (len(retries) - 1))
                 await asyncio.sleep(random.uniform(0, window))
 
     async def _infer(self, request: CompletionRequest) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -9,10 +10,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 from tritonclient.utils import InferenceServerException
 
-from aixaudit import audit, sources
+from aixaudit import audit, cli, sources
+from aixaudit.config import get_settings
 from aixaudit.ensemble import ENSEMBLE_NAME
 from aixaudit.errors import ConfigError, ServerError
 from aixaudit.inference import (
@@ -24,11 +27,15 @@ from aixaudit.inference import (
 )
 from aixaudit.scoring import AcceptanceRule
 from aixaudit.server import MODEL_DIR_ENV, LocalTriton
+from aixaudit.store import reports
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import Run, RunStatus, Suggestion
 from aixaudit.tokens import ModelTokenizer
 
 FAIL_FIRST_ENV = "AIXAUDIT_FIXED_COST_FAIL_FIRST"
+UNAVAILABLE_ON_PURPOSE = (
+    f"[StatusCode.UNAVAILABLE] in ensemble 'ensemble', failing on purpose ({FAIL_FIRST_ENV})"
+)
 POLYGLOT = Path(__file__).parent / "fixtures" / "polyglot"
 
 # --- endpoints and errors (no server) ------------------------------------------------------
@@ -108,6 +115,7 @@ def test_a_transient_error_is_retried_and_a_permanent_one_is_not() -> None:
     calls = _fake_server(completer, [unavailable, unavailable])
     [completion] = _complete(completer, [CompletionRequest("a", "x = 1", 4)])
     assert (completion.text, completion.error, completion.attempts) == ("x = 1", None, 3)
+    assert completion.retries == ("[StatusCode.UNAVAILABLE] busy",) * 2
     assert calls == ["a", "a", "a"]
 
     invalid = InferenceServerException("bad max_tokens", status="StatusCode.INVALID_ARGUMENT")
@@ -124,6 +132,7 @@ def test_retries_stop_at_the_cap_and_the_request_comes_back_as_an_error() -> Non
     [completion] = _complete(completer, [CompletionRequest("a", "x = 1", 4)])
     assert (completion.key, completion.text, completion.attempts) == ("a", None, 3)
     assert completion.error == "reset by peer"
+    assert completion.retries == ("reset by peer",) * 2  # the last attempt's is the error
     assert len(calls) == 3
 
 
@@ -234,6 +243,18 @@ def test_check_rejects_a_model_without_the_ensembles_inputs(
 # --- against a server that fails on purpose ------------------------------------------------
 
 
+@pytest.fixture
+def data_dir_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """AIXAUDIT_DATA_DIR for CLI calls in this test (the database in it), other settings unset."""
+    for name in list(os.environ):
+        if name.startswith("AIXAUDIT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AIXAUDIT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield tmp_path / "data"
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def failing_server(
     fixed_cost_repo: Path, cpu_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -258,6 +279,7 @@ def test_unavailable_is_retried_until_the_server_answers(failing_server: LocalTr
     assert sorted((c.key, c.text, c.error, c.attempts) for c in completions) == [
         (f"r{i}", f"retry_{i} = {i}\n", None, 3) for i in range(6)
     ]
+    assert {c.retries for c in completions} == {(UNAVAILABLE_ON_PURPOSE,) * 2}
 
 
 @pytest.mark.triton
@@ -309,3 +331,46 @@ def test_failed_points_are_stored_as_errors_and_the_run_ends_partial(
         else:
             assert row.error is not None and "failing on purpose" in row.error
             assert (row.attempts, row.text) == (1, None)
+
+
+@pytest.mark.triton
+def test_retries_and_their_causes_are_stored_and_reported(
+    failing_server: LocalTriton, cpu_model_dir: Path, tmp_path: Path, data_dir_env: Path
+) -> None:
+    """Every point is failed twice, then answered: each stores both causes, and the report
+    (API data and CLI) counts them."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    marker = tmp_path.name  # prompts this module's server has not seen (it counts per prompt)
+    (repo / "calc.py").write_text(
+        f"# {marker}\n\ndef add(a, b):\n    total = a + b\n    return total\n\n\n"
+        "def scale(values, factor):\n    return [v * factor for v in values]\n"
+    )
+    url = f"sqlite:///{data_dir_env / 'aixaudit.db'}"
+    upgrade(url)
+    sessions = session_factory(make_engine(url))
+    checkout = sources.checkout(str(repo), ref=None, cache_dir=tmp_path / "repos")
+    options = audit.AuditOptions(max_points=3, max_new_tokens=8)
+    run_id = audit.plan_run(sessions, checkout=checkout, options=options, rule=AcceptanceRule())
+    status = audit.execute_run(
+        sessions,
+        run_id=run_id,
+        completer=_completer(failing_server, max_in_flight=3, max_retries=2, backoff_s=0.01),
+        counter=ModelTokenizer(cpu_model_dir),
+    )
+    assert status is RunStatus.DONE
+    with sessions() as session:
+        rows = session.execute(
+            select(Suggestion.attempts, Suggestion.retries).where(Suggestion.run_id == run_id)
+        ).all()
+        report = reports.run_report(session, run_id=run_id)
+    assert len(rows) == report.totals.points > 0
+    assert {(attempts, tuple(retries)) for attempts, retries in rows} == {
+        (3, (UNAVAILABLE_ON_PURPOSE,) * 2)
+    }
+    assert report.retries == {UNAVAILABLE_ON_PURPOSE: 2 * len(rows)}
+    shown = CliRunner().invoke(cli.main, ["report", str(run_id)])
+    assert shown.exit_code == 0, shown.output
+    assert f"requests sent again: {2 * len(rows)} ({2 * len(rows)} x {UNAVAILABLE_ON_PURPOSE})" in (
+        shown.output
+    )

@@ -243,6 +243,9 @@ def show_report(sessions: sessionmaker[Session], run_id: int, as_json: bool) -> 
             )
         table.add_section()
     console.print(table)
+    if report.retries:
+        causes = ", ".join(f"{count} x {cause}" for cause, count in report.retries.items())
+        console.print(f"requests sent again: {sum(report.retries.values())} ({causes})")
     for info in report.metrics:
         console.print(f"[dim]{info.name} v{info.version}: {info.definition}[/dim]")
     console.print(f"[dim]accepted when: {json.dumps(report.acceptance_rule)}[/dim]")
