@@ -23,7 +23,7 @@ import tritonclient.http.aio as httpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from .ensemble import CLIENT_INPUTS
-from .errors import ConfigError, ServerError
+from .errors import ConfigError, ModelOutputError, ServerError
 
 # Status codes worth another try: the server is busy, restarting or slow, not wrong.
 _TRANSIENT = {
@@ -42,8 +42,18 @@ _TRANSIENT = {
 BACKOFF_CAP_S = 30.0
 
 # What a request can raise: the server's answer, or the connection (gRPC reports those as
-# InferenceServerException too; the HTTP client raises aiohttp's errors).
-_REQUEST_ERRORS = (InferenceServerException, aiohttp.ClientError, OSError, TimeoutError)
+# InferenceServerException too; the HTTP client raises aiohttp's errors), or an answer that is
+# no completion.
+_REQUEST_ERRORS = (
+    InferenceServerException,
+    aiohttp.ClientError,
+    OSError,
+    TimeoutError,
+    ModelOutputError,
+)
+# The one answer a request gets: one text (batch of one, one beam) of bytes.
+TEXT_OUTPUT = "text_output"
+TEXT_SHAPE = [1, 1]
 
 
 @dataclass(frozen=True)
@@ -237,7 +247,7 @@ class TritonCompleter:
         if request.stop_words:
             words = np.array([[w.encode() for w in request.stop_words]], dtype=object)
             inputs.append(_tensor(module, "stop_words", words))
-        outputs = [module.InferRequestedOutput("text_output")]
+        outputs = [module.InferRequestedOutput(TEXT_OUTPUT)]
         if self.endpoint.protocol == "grpc":
             result = await self._client.infer(
                 self.model, inputs, outputs=outputs, client_timeout=self.timeout_s
@@ -246,8 +256,30 @@ class TritonCompleter:
             result = await asyncio.wait_for(
                 self._client.infer(self.model, inputs, outputs=outputs), self.timeout_s
             )
-        values = result.as_numpy("text_output").reshape(-1)
-        return b"".join(values).decode("utf-8", errors="replace")
+        return _completion_text(result, self.endpoint.protocol)
+
+
+def _completion_text(result: Any, protocol: str) -> str:
+    """The answer's text, or ModelOutputError when it is no completion: a tensor of another
+    shape or type, or bytes that are not UTF-8. Empty, over-long and echoed texts are
+    completions: stored and scored (as the failures they are)."""
+    output = result.get_output(TEXT_OUTPUT)
+    if output is None:
+        raise ModelOutputError(f"The answer has no {TEXT_OUTPUT}.")
+    if protocol == "grpc":
+        datatype, shape = output.datatype, list(output.shape)
+    else:
+        datatype, shape = output["datatype"], list(output["shape"])
+    if datatype != "BYTES" or shape != TEXT_SHAPE:
+        raise ModelOutputError(
+            f"The answer's {TEXT_OUTPUT} is {datatype} {shape}, not BYTES {TEXT_SHAPE}."
+        )
+    raw = result.as_numpy(TEXT_OUTPUT).reshape(-1)[0]
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as error:
+        reason = f"{error.reason} at byte {error.start}"
+        raise ModelOutputError(f"The answer is not UTF-8 ({reason}).") from None
 
 
 def _tensor(module: Any, name: str, value: np.ndarray) -> Any:
