@@ -4,11 +4,19 @@ One client (one gRPC channel or one HTTP connection pool) serves a whole run. A 
 worker coroutines pulls requests from the caller's iterator, so at most `max_in_flight` requests
 are outstanding and nothing is queued unboundedly: the server's dynamic batcher sees a steady,
 full queue, and a slow consumer slows the producers down (back-pressure).
+
+Timeouts: a request's clock starts when it is sent (never while it waits for a slot here), and
+Triton 2.51 computes a request whose client gave up (neither a gRPC deadline nor a cancelled
+call stops a queued ensemble request: measured, 4 of 4 computed). So after a timeout the client
+reads the server's own measure of its queueing and lets every later attempt wait that much
+longer, and each retry's cause is kept with the completion (and stored): a request computed
+twice is never silent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -94,6 +102,13 @@ class Endpoint:
         return f"{self.protocol}://{self.address}"
 
 
+def is_timeout(error: BaseException) -> bool:
+    """The client gave up waiting (the gRPC deadline, or the HTTP wait), not the server."""
+    if isinstance(error, InferenceServerException):
+        return str(error.status()) == "StatusCode.DEADLINE_EXCEEDED"
+    return isinstance(error, TimeoutError)
+
+
 def is_transient(error: BaseException) -> bool:
     """True for errors a retry can cure: unavailable, deadline, overload, 5xx, lost connection."""
     if isinstance(error, InferenceServerException):
@@ -120,6 +135,7 @@ class TritonCompleter:
         self.max_in_flight = max_in_flight
         self.max_retries = max_retries
         self.backoff_s = backoff_s
+        self.queue_s = 0.0  # the server's measured queueing, added to timeout_s after a timeout
         self._client: Any = None
 
     async def __aenter__(self) -> TritonCompleter:
@@ -178,6 +194,22 @@ class TritonCompleter:
                 counts[size] = counts.get(size, 0) + int(batch["compute_infer"].get("count", 0))
         return dict(sorted(counts.items()))
 
+    async def measured_queue_s(self) -> float:
+        """How long a request of `model` waits in the server's queues, as the server measures
+        it: the mean queue time of the model and of each step of it (an ensemble's request
+        waits in every step's queue), from Triton's statistics."""
+        config = await self._json(self._client.get_model_config, self.model)
+        config = config.get("config", config)  # gRPC wraps it
+        steps = config.get("ensemble_scheduling", {}).get("step", [])
+        models = {self.model, *(step["model_name"] for step in steps)}
+        statistics = await self._json(self._client.get_inference_statistics, "")
+        waited = 0.0
+        for model_stats in statistics.get("model_stats", []):
+            queue = model_stats.get("inference_stats", {}).get("queue", {})
+            if model_stats["name"] in models and int(queue.get("count", 0)):
+                waited += int(queue["ns"]) / int(queue["count"]) / 1e9
+        return waited
+
     async def _json(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """A metadata call's answer as JSON-like dicts on both protocols (gRPC: as_json)."""
         if self.endpoint.protocol == "grpc":
@@ -222,7 +254,7 @@ class TritonCompleter:
         while True:
             started = time.perf_counter()
             try:
-                text = await self._infer(request)
+                text = await self._infer(request, self.timeout_s + self.queue_s)
                 latency = (time.perf_counter() - started) * 1000
                 return Completion(request.key, text, None, latency, len(retries) + 1, (*retries,))
             except _REQUEST_ERRORS as error:
@@ -233,12 +265,20 @@ class TritonCompleter:
                         request.key, None, cause, latency, len(retries) + 1, (*retries,)
                     )
                 retries.append(cause)
+                if is_timeout(error):
+                    await self._follow_the_queue()
                 # Full jitter: spreads retries of many in-flight requests over the window. The
                 # request keeps its slot meanwhile, so retries never add to what is in flight.
                 window = min(BACKOFF_CAP_S, self.backoff_s * 2 ** (len(retries) - 1))
                 await asyncio.sleep(random.uniform(0, window))
 
-    async def _infer(self, request: CompletionRequest) -> str:
+    async def _follow_the_queue(self) -> None:
+        """Raise the timeouts of later attempts to the server's measured queueing (kept as it
+        is when the statistics cannot be read)."""
+        with contextlib.suppress(*_REQUEST_ERRORS, KeyError, ValueError):
+            self.queue_s = max(self.queue_s, await self.measured_queue_s())
+
+    async def _infer(self, request: CompletionRequest, timeout_s: float) -> str:
         module = grpcclient if self.endpoint.protocol == "grpc" else httpclient
         inputs = [
             _tensor(module, "text_input", np.array([[request.prompt.encode()]], dtype=object)),
@@ -250,11 +290,11 @@ class TritonCompleter:
         outputs = [module.InferRequestedOutput(TEXT_OUTPUT)]
         if self.endpoint.protocol == "grpc":
             result = await self._client.infer(
-                self.model, inputs, outputs=outputs, client_timeout=self.timeout_s
+                self.model, inputs, outputs=outputs, client_timeout=timeout_s
             )
         else:
             result = await asyncio.wait_for(
-                self._client.infer(self.model, inputs, outputs=outputs), self.timeout_s
+                self._client.infer(self.model, inputs, outputs=outputs), timeout_s
             )
         return _completion_text(result, self.endpoint.protocol)
 

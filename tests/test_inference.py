@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from click.testing import CliRunner
+from conftest import FIXED_COST_DELAY_MS
 from sqlalchemy import select
 from tritonclient.utils import InferenceServerException
 
@@ -89,7 +90,7 @@ def _fake_server(completer: TritonCompleter, failures: list[BaseException]) -> l
     """Make `completer` answer each prompt with itself after raising `failures` in turn."""
     calls: list[str] = []
 
-    async def infer(request: CompletionRequest) -> str:
+    async def infer(request: CompletionRequest, timeout_s: float) -> str:
         calls.append(request.key)
         if failures:
             raise failures.pop(0)
@@ -134,6 +135,40 @@ def test_retries_stop_at_the_cap_and_the_request_comes_back_as_an_error() -> Non
     assert completion.error == "reset by peer"
     assert completion.retries == ("reset by peer",) * 2  # the last attempt's is the error
     assert len(calls) == 3
+
+
+def test_after_a_timeout_later_attempts_wait_the_servers_measured_queueing_too() -> None:
+    """Triton computes a timed-out request anyway: the retry waits longer (timeout plus the
+    server's measured queue time), and the timeout is kept as the retry's cause."""
+    completer = TritonCompleter(
+        Endpoint.parse("grpc://127.0.0.1:1"), model="m", timeout_s=1.5, backoff_s=0.0
+    )
+    deadline = InferenceServerException("Deadline Exceeded", status="StatusCode.DEADLINE_EXCEEDED")
+    unavailable = InferenceServerException("busy", status="StatusCode.UNAVAILABLE")
+    failures: list[BaseException] = [unavailable, deadline, TimeoutError()]
+    timeouts: list[float] = []
+    measured = iter([7.0, 5.0])  # what the server's statistics say, in turn
+
+    async def infer(request: CompletionRequest, timeout_s: float) -> str:
+        timeouts.append(timeout_s)
+        if failures:
+            raise failures.pop(0)
+        return request.prompt
+
+    async def measured_queue_s() -> float:
+        return next(measured)
+
+    completer._infer = infer  # type: ignore[method-assign]
+    completer.measured_queue_s = measured_queue_s  # type: ignore[method-assign]
+    [completion] = _complete(completer, [CompletionRequest("a", "x = 1", 4)])
+    # Unavailable: no reason to wait longer; a timeout: 7 s more; a lower measure: no less.
+    assert timeouts == [1.5, 1.5, 8.5, 8.5]
+    assert completion.retries == (
+        "[StatusCode.UNAVAILABLE] busy",
+        "[StatusCode.DEADLINE_EXCEEDED] Deadline Exceeded",
+        "TimeoutError",
+    )
+    assert (completion.text, completion.attempts) == ("x = 1", 4)
 
 
 def test_an_error_in_the_callers_requests_reaches_the_caller() -> None:
@@ -193,6 +228,30 @@ def test_never_more_than_max_in_flight_requests_reach_the_server(
     assert answered == 24
     assert sum(size * count for size, count in batches.items()) == 24
     assert max(batches) <= 3
+
+
+@pytest.mark.triton
+def test_the_queue_time_is_the_servers_measure_over_the_ensembles_steps(
+    fixed_cost_repo: Path, cpu_model_dir: Path, tmp_path: Path
+) -> None:
+    """On a fresh server, 24 requests at once on one instance taking batches of 8 at 50 ms:
+    the second and third batches wait at least 50 and 100 ms in tensorrt_llm's queue, so the
+    mean wait is at least a third of 50 ms; before any request, nothing has waited."""
+    server = LocalTriton(log_dir=tmp_path / "logs")
+    with server.start(fixed_cost_repo, env={MODEL_DIR_ENV: str(cpu_model_dir)}):
+        completer = _completer(server, "http", max_in_flight=24)
+        requests = [CompletionRequest(f"q{i}", f"queued_{i} = wait({i})\n", 8) for i in range(24)]
+
+        async def run() -> tuple[float, float]:
+            async with completer:
+                before = await completer.measured_queue_s()
+                answered = [c async for c in completer.complete(requests) if c.error is None]
+                assert len(answered) == 24
+                return before, await completer.measured_queue_s()
+
+        before, after = asyncio.run(run())
+    assert before == 0
+    assert after >= FIXED_COST_DELAY_MS / 1000 / 3
 
 
 def _free_port() -> int:
