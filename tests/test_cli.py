@@ -100,6 +100,24 @@ def test_an_out_of_range_option_is_one_sentence_and_no_run(
     _no_runs()
 
 
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["runs", "--limit", "0"], "--limit"),
+        (["api", "--port", "70000"], "--port"),
+        (["schedule", "add", ".", "--at", "25:00"], "25:00"),
+        (["model-repo", "render", "out", "--tokenizer-dir", "/t", "--engine-dir", "/e",
+          "--max-batch-size", "0"], "max batch size"),
+        (["model-repo", "render", "out", "--tokenizer-dir", "/t", "--engine-dir", "/e",
+          "--kv-cache-fraction", "1.5"], "fraction"),
+    ],
+)  # fmt: skip
+def test_other_commands_options_are_checked_in_one_sentence(
+    data_dir: Path, arguments: list[str], named: str
+) -> None:
+    assert named in _one_sentence(CliRunner().invoke(cli.main, arguments))
+
+
 def test_option_bounds_are_the_models() -> None:
     """--max-points and friends take their defaults and lower bounds from AuditOptions."""
     from aixaudit.audit import AuditOptions

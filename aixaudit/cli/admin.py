@@ -35,7 +35,9 @@ def serve_command() -> None:
 
 @click.command("api")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port."
+)
 def api_command(host: str, port: int) -> None:
     """Serve the HTTP API (/api, described at /openapi.json) and the dashboard (/) until Ctrl-C.
 

@@ -112,7 +112,13 @@ def report_command(run_id: int, as_json: bool) -> None:
 
 
 @click.command("runs")
-@click.option("--limit", default=20, show_default=True, help="How many of the latest runs.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many of the latest runs.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def runs_command(limit: int, as_json: bool) -> None:
     """List the latest runs."""
