@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import annotated_types
 import click
@@ -118,12 +118,13 @@ def finishing(sessions: sessionmaker[Session], run_id: int) -> Iterator[None]:
 def option_of(field: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A --option for an AuditOptions field: its default and its bounds are the model's."""
     info = audit.AuditOptions.model_fields[field]
-    low = high = None
+    low: int | None = None
+    high: int | None = None
     for bound in info.metadata:
         if isinstance(bound, annotated_types.Ge):
-            low = bound.ge
+            low = cast(int, bound.ge)
         elif isinstance(bound, annotated_types.Le):
-            high = bound.le
+            high = cast(int, bound.le)
     return click.option(
         f"--{field.replace('_', '-')}",
         type=click.IntRange(low, high),
