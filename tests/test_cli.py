@@ -173,6 +173,19 @@ def test_an_unusable_database_is_one_sentence(
     assert message.startswith("error: The database cannot be used: ") and reason in message
 
 
+def test_an_unreachable_triton_url_fails_the_planned_run_with_the_reason(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "a.py").write_text("def f(x):\n    total = x + 1\n    return total\n")
+    url = f"grpc://127.0.0.1:{_free_port()}"
+    result = CliRunner().invoke(cli.main, ["audit", str(tmp_path / "repo"), "--triton-url", url])
+    assert "cannot be reached" in _one_sentence(result)
+    [run] = json.loads(CliRunner().invoke(cli.main, ["runs", "--json"]).output)
+    assert run["status"] == "failed"
+    assert run["error"].startswith(f"Triton at {url} (model 'ensemble') cannot be reached: ")
+
+
 def test_an_empty_repository_fails_without_starting_a_server(
     data_dir: Path, tmp_path: Path
 ) -> None:
