@@ -290,6 +290,7 @@ def _result(
         "prompt_tokens": work.prompt.tokens,
         "latency_ms": completion.latency_ms,
         "attempts": completion.attempts,
+        "retries": list(completion.retries) or None,
         "error": completion.error,
     }
     if completion.text is None:
@@ -340,7 +341,8 @@ def finish_run(
     session_factory: sessionmaker[Session], *, run_id: int, error: str | None = None
 ) -> RunStatus:
     """Final status from what is stored: `done` when every point has a suggestion, `partial`
-    when some have errors or none, `failed` when none has a suggestion."""
+    when some have errors or none, `failed` when none has a suggestion (or `error` says why
+    there is nothing to answer)."""
     with session_factory.begin() as session:
         run = queries.get_run(session, run_id=run_id)
         if RunStatus(run.status) is RunStatus.CANCELLED:
@@ -351,7 +353,7 @@ def finish_run(
         elif answered - failed > 0:
             status = RunStatus.PARTIAL
         else:
-            status = RunStatus.FAILED if run.points_total else RunStatus.DONE
+            status = RunStatus.FAILED if run.points_total or error else RunStatus.DONE
         if error is None and failed:
             error = f"{failed} of {run.points_total} points have no suggestion (request errors)"
         queries.set_run_status(session, run_id=run_id, status=status, error=error)

@@ -6,8 +6,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
+
+from aixaudit.errors import ConfigError
+
+ENV_PREFIX = "AIXAUDIT_"
 
 
 def _default_data_dir() -> Path:
@@ -35,19 +41,19 @@ def _scoped_tokens(value: object) -> object:
 class Settings(BaseSettings):
     """Every knob in one place; each can be set as AIXAUDIT_<NAME> or in a `.env` file."""
 
-    model_config = SettingsConfigDict(env_prefix="AIXAUDIT_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None  # None: SQLite file in data_dir
 
     # Triton. No URL: `aixaudit audit` starts the bundled CPU server itself.
     triton_url: str | None = None
-    triton_protocol: str = "grpc"  # "grpc" (asyncio) or "http"
-    triton_model: str = "ensemble"
-    request_timeout_s: float = 120.0
-    max_in_flight: int = 8
-    max_retries: int = 4
-    retry_backoff_s: float = 0.5
+    triton_protocol: Literal["grpc", "http"] = "grpc"  # gRPC (asyncio) or HTTP
+    triton_model: str = Field("ensemble", min_length=1)
+    request_timeout_s: float = Field(120.0, gt=0)  # from the moment a request is sent
+    max_in_flight: int = Field(8, ge=1)
+    max_retries: int = Field(4, ge=0)
+    retry_backoff_s: float = Field(0.5, ge=0)
 
     # The CPU stand-in model served by `aixaudit serve`.
     cpu_model: str = "smollm2-135m"
@@ -74,6 +80,15 @@ class Settings(BaseSettings):
         tuple[tuple[ApiScope, SecretStr], ...], NoDecode, BeforeValidator(_scoped_tokens)
     ] = ()
     api_open_reads: bool = False  # reads without a token, even when tokens are configured
+
+    @field_validator("database_url")
+    @classmethod
+    def _parsable_url(cls, url: str | None) -> str | None:
+        try:
+            make_url(url or "sqlite://")
+        except ArgumentError as error:  # not a ValueError: pydantic would let it through
+            raise ValueError(str(error)) from None
+        return url
 
     @property
     def visibility_timeout_s(self) -> int:
@@ -106,5 +121,19 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once; an invalid one is a ConfigError naming it."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigError(settings_error(error)) from None
+
+
+def settings_error(error: ValidationError) -> str:
+    """One sentence for pydantic's report: which settings, what value, what is wrong (URLs and
+    tokens are not repeated: they may hold a secret)."""
+    problems = []
+    for item in error.errors(include_url=False):
+        name = ENV_PREFIX + "_".join(str(part) for part in item["loc"]).upper()
+        shown = name if name.endswith(("_URL", "_TOKENS")) else f"{name}={item['input']!r}"
+        problems.append(f"{shown}: {item['msg'].rstrip('.')}")
+    return f"Invalid setting {'; '.join(problems)}."

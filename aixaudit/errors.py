@@ -5,7 +5,8 @@ AixauditError
 ├── ConfigError          a setting that makes no sense
 ├── SchemaError          the database's schema is not this code's (behind, ahead, broken)
 ├── ServerError          the Triton server or model is not usable
-│   └── ServerStartError the bundled tritonserver did not come up
+│   ├── ServerStartError the bundled tritonserver did not come up
+│   └── ModelOutputError an answer that is no completion (stored as the point's error)
 ├── ModelWeightsError    the CPU model's weights are missing or broken
 ├── RunNotFound          a run id that is not in the database
 └── RepositoryNotFound   a repository id that is not in the database
@@ -36,6 +37,10 @@ class ServerError(AixauditError):
 
 class ServerStartError(ServerError):
     """The bundled tritonserver did not become ready."""
+
+
+class ModelOutputError(ServerError):
+    """The model answered with something that is not one completion in UTF-8."""
 
 
 class ModelWeightsError(AixauditError):

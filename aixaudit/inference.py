@@ -4,11 +4,19 @@ One client (one gRPC channel or one HTTP connection pool) serves a whole run. A 
 worker coroutines pulls requests from the caller's iterator, so at most `max_in_flight` requests
 are outstanding and nothing is queued unboundedly: the server's dynamic batcher sees a steady,
 full queue, and a slow consumer slows the producers down (back-pressure).
+
+Timeouts: a request's clock starts when it is sent (never while it waits for a slot here), and
+Triton 2.51 computes a request whose client gave up (neither a gRPC deadline nor a cancelled
+call stops a queued ensemble request: measured, 4 of 4 computed). So after a timeout the client
+reads the server's own measure of its queueing and lets every later attempt wait that much
+longer, and each retry's cause is kept with the completion (and stored): a request computed
+twice is never silent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -23,7 +31,7 @@ import tritonclient.http.aio as httpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from .ensemble import CLIENT_INPUTS
-from .errors import ConfigError, ServerError
+from .errors import ConfigError, ModelOutputError, ServerError
 
 # Status codes worth another try: the server is busy, restarting or slow, not wrong.
 _TRANSIENT = {
@@ -42,8 +50,18 @@ _TRANSIENT = {
 BACKOFF_CAP_S = 30.0
 
 # What a request can raise: the server's answer, or the connection (gRPC reports those as
-# InferenceServerException too; the HTTP client raises aiohttp's errors).
-_REQUEST_ERRORS = (InferenceServerException, aiohttp.ClientError, OSError, TimeoutError)
+# InferenceServerException too; the HTTP client raises aiohttp's errors), or an answer that is
+# no completion.
+_REQUEST_ERRORS = (
+    InferenceServerException,
+    aiohttp.ClientError,
+    OSError,
+    TimeoutError,
+    ModelOutputError,
+)
+# The one answer a request gets: one text (batch of one, one beam) of bytes.
+TEXT_OUTPUT = "text_output"
+TEXT_SHAPE = [1, 1]
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,7 @@ class Completion:
     error: str | None
     latency_ms: float  # of the successful attempt (or the last failed one)
     attempts: int
+    retries: tuple[str, ...] = ()  # why each attempt but the last was tried again
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,13 @@ class Endpoint:
 
     def __str__(self) -> str:
         return f"{self.protocol}://{self.address}"
+
+
+def is_timeout(error: BaseException) -> bool:
+    """The client gave up waiting (the gRPC deadline, or the HTTP wait), not the server."""
+    if isinstance(error, InferenceServerException):
+        return str(error.status()) == "StatusCode.DEADLINE_EXCEEDED"
+    return isinstance(error, TimeoutError)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -109,6 +135,7 @@ class TritonCompleter:
         self.max_in_flight = max_in_flight
         self.max_retries = max_retries
         self.backoff_s = backoff_s
+        self.queue_s = 0.0  # the server's measured queueing, added to timeout_s after a timeout
         self._client: Any = None
 
     async def __aenter__(self) -> TritonCompleter:
@@ -167,6 +194,22 @@ class TritonCompleter:
                 counts[size] = counts.get(size, 0) + int(batch["compute_infer"].get("count", 0))
         return dict(sorted(counts.items()))
 
+    async def measured_queue_s(self) -> float:
+        """How long a request of `model` waits in the server's queues, as the server measures
+        it: the mean queue time of the model and of each step of it (an ensemble's request
+        waits in every step's queue), from Triton's statistics."""
+        config = await self._json(self._client.get_model_config, self.model)
+        config = config.get("config", config)  # gRPC wraps it
+        steps = config.get("ensemble_scheduling", {}).get("step", [])
+        models = {self.model, *(step["model_name"] for step in steps)}
+        statistics = await self._json(self._client.get_inference_statistics, "")
+        waited = 0.0
+        for model_stats in statistics.get("model_stats", []):
+            queue = model_stats.get("inference_stats", {}).get("queue", {})
+            if model_stats["name"] in models and int(queue.get("count", 0)):
+                waited += int(queue["ns"]) / int(queue["count"]) / 1e9
+        return waited
+
     async def _json(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """A metadata call's answer as JSON-like dicts on both protocols (gRPC: as_json)."""
         if self.endpoint.protocol == "grpc":
@@ -207,24 +250,35 @@ class TritonCompleter:
             await asyncio.gather(*workers, return_exceptions=True)
 
     async def _complete_one(self, request: CompletionRequest) -> Completion:
-        attempt = 0
+        retries: list[str] = []
         while True:
-            attempt += 1
             started = time.perf_counter()
             try:
-                text = await self._infer(request)
+                text = await self._infer(request, self.timeout_s + self.queue_s)
                 latency = (time.perf_counter() - started) * 1000
-                return Completion(request.key, text, None, latency, attempt)
+                return Completion(request.key, text, None, latency, len(retries) + 1, (*retries,))
             except _REQUEST_ERRORS as error:
                 latency = (time.perf_counter() - started) * 1000
-                if not is_transient(error) or attempt > self.max_retries:
-                    return Completion(request.key, None, _first_line(error), latency, attempt)
+                cause = _first_line(error)
+                if not is_transient(error) or len(retries) >= self.max_retries:
+                    return Completion(
+                        request.key, None, cause, latency, len(retries) + 1, (*retries,)
+                    )
+                retries.append(cause)
+                if is_timeout(error):
+                    await self._follow_the_queue()
                 # Full jitter: spreads retries of many in-flight requests over the window. The
                 # request keeps its slot meanwhile, so retries never add to what is in flight.
-                window = min(BACKOFF_CAP_S, self.backoff_s * 2 ** (attempt - 1))
+                window = min(BACKOFF_CAP_S, self.backoff_s * 2 ** (len(retries) - 1))
                 await asyncio.sleep(random.uniform(0, window))
 
-    async def _infer(self, request: CompletionRequest) -> str:
+    async def _follow_the_queue(self) -> None:
+        """Raise the timeouts of later attempts to the server's measured queueing (kept as it
+        is when the statistics cannot be read)."""
+        with contextlib.suppress(*_REQUEST_ERRORS, KeyError, ValueError):
+            self.queue_s = max(self.queue_s, await self.measured_queue_s())
+
+    async def _infer(self, request: CompletionRequest, timeout_s: float) -> str:
         module = grpcclient if self.endpoint.protocol == "grpc" else httpclient
         inputs = [
             _tensor(module, "text_input", np.array([[request.prompt.encode()]], dtype=object)),
@@ -233,17 +287,39 @@ class TritonCompleter:
         if request.stop_words:
             words = np.array([[w.encode() for w in request.stop_words]], dtype=object)
             inputs.append(_tensor(module, "stop_words", words))
-        outputs = [module.InferRequestedOutput("text_output")]
+        outputs = [module.InferRequestedOutput(TEXT_OUTPUT)]
         if self.endpoint.protocol == "grpc":
             result = await self._client.infer(
-                self.model, inputs, outputs=outputs, client_timeout=self.timeout_s
+                self.model, inputs, outputs=outputs, client_timeout=timeout_s
             )
         else:
             result = await asyncio.wait_for(
-                self._client.infer(self.model, inputs, outputs=outputs), self.timeout_s
+                self._client.infer(self.model, inputs, outputs=outputs), timeout_s
             )
-        values = result.as_numpy("text_output").reshape(-1)
-        return b"".join(values).decode("utf-8", errors="replace")
+        return _completion_text(result, self.endpoint.protocol)
+
+
+def _completion_text(result: Any, protocol: str) -> str:
+    """The answer's text, or ModelOutputError when it is no completion: a tensor of another
+    shape or type, or bytes that are not UTF-8. Empty, over-long and echoed texts are
+    completions: stored and scored (as the failures they are)."""
+    output = result.get_output(TEXT_OUTPUT)
+    if output is None:
+        raise ModelOutputError(f"The answer has no {TEXT_OUTPUT}.")
+    if protocol == "grpc":
+        datatype, shape = output.datatype, list(output.shape)
+    else:
+        datatype, shape = output["datatype"], list(output["shape"])
+    if datatype != "BYTES" or shape != TEXT_SHAPE:
+        raise ModelOutputError(
+            f"The answer's {TEXT_OUTPUT} is {datatype} {shape}, not BYTES {TEXT_SHAPE}."
+        )
+    raw = result.as_numpy(TEXT_OUTPUT).reshape(-1)[0]
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as error:
+        reason = f"{error.reason} at byte {error.start}"
+        raise ModelOutputError(f"The answer is not UTF-8 ({reason}).") from None
 
 
 def _tensor(module: Any, name: str, value: np.ndarray) -> Any:

@@ -36,11 +36,19 @@ class ModelAccess:
         )
 
 
+def configured_endpoint(settings: Settings) -> Endpoint | None:
+    """The configured server's address (ConfigError when it is not one), None when the bundled
+    server will be started: checked before a run is planned, so a bad URL leaves no run."""
+    if not settings.triton_url:
+        return None
+    return Endpoint.parse(settings.triton_url, default_protocol=settings.triton_protocol)
+
+
 @contextmanager
 def model_access(settings: Settings) -> Iterator[ModelAccess]:
     """The server to audit against, started (and stopped afterwards) if none is configured."""
-    if settings.triton_url:
-        endpoint = Endpoint.parse(settings.triton_url, default_protocol=settings.triton_protocol)
+    endpoint = configured_endpoint(settings)
+    if endpoint is not None:
         counter = load_token_counter(settings.tokenizer_dir)
         yield ModelAccess(endpoint, settings.triton_model, counter, embedded=False)
         return

@@ -1,19 +1,22 @@
-"""The CLI's own behaviour: clear one-line errors, database maintenance, `serve`."""
+"""The CLI's own behaviour: clear one-line errors, exit statuses, database maintenance, `serve`."""
 
 from __future__ import annotations
 
+import json
 import os
-import signal
-import subprocess
+import socket
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from aixaudit import cli
+from aixaudit.cli.shared import EXIT_RUN_NOT_DONE
 from aixaudit.config import get_settings
+from aixaudit.store import queries
+from aixaudit.store.db import make_engine, session_factory
+from aixaudit.store.tables import RunStatus
 
 AIXAUDIT = Path(sys.executable).with_name("aixaudit")
 
@@ -51,22 +54,179 @@ def test_report_of_an_unknown_run_is_a_clear_error(data_dir: Path) -> None:
     assert "There is no run with id 42." in result.output
 
 
-@pytest.mark.triton
-def test_serve_answers_on_loopback_and_stops_on_ctrl_c(tmp_path: Path, cpu_model_dir: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIXAUDIT_")} | {
-        "AIXAUDIT_DATA_DIR": str(tmp_path / "data"),
-        "AIXAUDIT_CPU_MODEL_DIR": str(cpu_model_dir),
-    }
-    server = subprocess.Popen([str(AIXAUDIT), "serve"], env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()  # printed once the server is ready
-        assert line.startswith("serving: grpc://127.0.0.1:"), line
-        http = line.split("http://")[1].split()[0]
-        with urllib.request.urlopen(f"http://{http}/v2/models/ensemble/ready") as response:
-            assert response.status == 200
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=60) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
+# -- bad input: one sentence, a non-zero exit, nothing stored -----------------------------------
+
+
+def _one_sentence(result: Result) -> str:
+    """The error line of a failed command: one sentence, no traceback, nothing else said."""
+    assert result.exit_code not in (0, None), result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(
+        result.exception, SystemExit
+    ), repr(result.exception)
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(("error: ", "Error: ")) and last.endswith("."), result.output
+    assert last.count(". ") == 0, last
+    return last
+
+
+def _no_runs() -> None:
+    runs = CliRunner().invoke(cli.main, ["runs", "--json"])
+    assert runs.exit_code == 0, runs.output
+    assert runs.output.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["--max-points", "0"], "--max-points"),
+        (["--per-file", "0"], "--per-file"),
+        (["--max-new-tokens", "0"], "--max-new-tokens"),
+        (["--prompt-budget", "15"], "--prompt-budget"),
+        (["--accept-threshold", "2"], "--accept-threshold 2 is outside es_fuzz's range 0..1"),
+        (["--accept-metric", "exact_match", "--accept-threshold", "-0.5"], "exact_match's range"),
+        (["--accept-metric", "length_ratio", "--accept-threshold", "-1"], "length_ratio's range"),
+        (["--triton-url", "not a url"], "must look like grpc://host:port"),
+        (["--triton-url", "grpc://triton"], "must look like grpc://host:port"),
+    ],
+)
+def test_an_out_of_range_option_is_one_sentence_and_no_run(
+    data_dir: Path, tmp_path: Path, arguments: list[str], named: str
+) -> None:
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "a.py").write_text("def f(x):\n    return x + 1\n")
+    result = CliRunner().invoke(cli.main, ["audit", str(tmp_path / "repo"), *arguments])
+    assert named in _one_sentence(result)
+    _no_runs()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["runs", "--limit", "0"], "--limit"),
+        (["api", "--port", "70000"], "--port"),
+        (["schedule", "add", ".", "--at", "25:00"], "25:00"),
+        (["model-repo", "render", "out", "--tokenizer-dir", "/t", "--engine-dir", "/e",
+          "--max-batch-size", "0"], "max batch size"),
+        (["model-repo", "render", "out", "--tokenizer-dir", "/t", "--engine-dir", "/e",
+          "--kv-cache-fraction", "1.5"], "fraction"),
+    ],
+)  # fmt: skip
+def test_other_commands_options_are_checked_in_one_sentence(
+    data_dir: Path, arguments: list[str], named: str
+) -> None:
+    assert named in _one_sentence(CliRunner().invoke(cli.main, arguments))
+
+
+def test_option_bounds_are_the_models() -> None:
+    """--max-points and friends take their defaults and lower bounds from AuditOptions."""
+    from aixaudit.audit import AuditOptions
+
+    params = {p.name: p for p in cli.runs.audit_command.params}
+    for name in ("per_file", "max_points", "max_new_tokens", "prompt_budget"):
+        field = AuditOptions.model_fields[name]
+        assert params[name].default == field.default
+        assert params[name].type.min == field.metadata[0].ge  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AIXAUDIT_MAX_IN_FLIGHT", "0"),
+        ("AIXAUDIT_CHUNK_SIZE", "0"),
+        ("AIXAUDIT_REQUEST_TIMEOUT_S", "0"),
+        ("AIXAUDIT_MAX_RETRIES", "-1"),
+        ("AIXAUDIT_RETRY_BACKOFF_S", "soon"),
+        ("AIXAUDIT_TRITON_PROTOCOL", "udp"),
+        ("AIXAUDIT_DATABASE_URL", "not a url"),
+        ("AIXAUDIT_DATABASE_URL", "postgresql://postgres@127.0.0.1:port/x"),
+        ("AIXAUDIT_API_TOKENS", "admin:s3cret-token"),
+    ],
+)
+def test_an_invalid_setting_is_one_sentence_naming_it(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    message = _one_sentence(CliRunner().invoke(cli.main, ["runs"]))
+    assert message.startswith(f"error: Invalid setting {name}")
+    if name.endswith(("_URL", "_TOKENS")):  # they may hold a secret: never repeated
+        assert value not in message
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (lambda: f"postgresql://postgres@127.0.0.1:{_free_port()}/test", "Connection refused"),
+        (lambda: "postgresql://postgres@127.0.0.1:5432/aixaudit_no_such_db", "does not exist"),
+    ],
+)
+def test_an_unusable_database_is_one_sentence(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, url: object, reason: str
+) -> None:
+    monkeypatch.setenv("AIXAUDIT_DATABASE_URL", url())  # type: ignore[operator]
+    get_settings.cache_clear()
+    message = _one_sentence(CliRunner().invoke(cli.main, ["runs"]))
+    assert message.startswith("error: The database cannot be used: ") and reason in message
+
+
+def test_an_unreachable_triton_url_fails_the_planned_run_with_the_reason(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "a.py").write_text("def f(x):\n    total = x + 1\n    return total\n")
+    url = f"grpc://127.0.0.1:{_free_port()}"
+    result = CliRunner().invoke(cli.main, ["audit", str(tmp_path / "repo"), "--triton-url", url])
+    assert "cannot be reached" in _one_sentence(result)
+    [run] = json.loads(CliRunner().invoke(cli.main, ["runs", "--json"]).output)
+    assert run["status"] == "failed"
+    assert run["error"].startswith(f"Triton at {url} (model 'ensemble') cannot be reached: ")
+
+
+def test_an_empty_repository_fails_without_starting_a_server(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no code here\n")
+    result = CliRunner().invoke(cli.main, ["audit", str(tmp_path / "empty")])
+    assert result.exit_code == EXIT_RUN_NOT_DONE, result.output
+    assert "nothing to audit" in result.output
+    assert not (data_dir / "logs").exists()  # tritonserver writes its log there when started
+    runs = CliRunner().invoke(cli.main, ["runs", "--json"])
+    [run] = json.loads(runs.output)
+    assert (run["status"], run["error"]) == (
+        "failed",
+        "nothing to audit: no file has a completion point",
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (RunStatus.DONE, 0),
+        (RunStatus.PARTIAL, EXIT_RUN_NOT_DONE),
+        (RunStatus.FAILED, EXIT_RUN_NOT_DONE),
+    ],
+)
+def test_status_exits_non_zero_for_a_failed_or_partial_run(
+    data_dir: Path, status: RunStatus, code: int
+) -> None:
+    assert CliRunner().invoke(cli.main, ["db", "upgrade"]).exit_code == 0
+    sessions = session_factory(make_engine(get_settings().db_url))
+    with sessions.begin() as session:
+        repository = queries.get_or_create_repository(session, origin="/r", name="r")
+        run = queries.create_run(
+            session, repository_id=repository.id, ref=None, commit=None, profile="l2r",
+            config={}, acceptance_rule={},
+        )  # fmt: skip
+        queries.set_run_status(session, run_id=run.id, status=status)
+        run_id = run.id
+    result = CliRunner().invoke(cli.main, ["status", str(run_id)])
+    assert result.exit_code == code, result.output
+    assert f"run {run_id} {status.value}" in result.output

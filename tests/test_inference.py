@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -9,10 +10,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from click.testing import CliRunner
+from conftest import FIXED_COST_DELAY_MS
 from sqlalchemy import select
 from tritonclient.utils import InferenceServerException
 
-from aixaudit import audit, sources
+from aixaudit import audit, cli, sources
+from aixaudit.config import get_settings
 from aixaudit.ensemble import ENSEMBLE_NAME
 from aixaudit.errors import ConfigError, ServerError
 from aixaudit.inference import (
@@ -24,11 +28,15 @@ from aixaudit.inference import (
 )
 from aixaudit.scoring import AcceptanceRule
 from aixaudit.server import MODEL_DIR_ENV, LocalTriton
+from aixaudit.store import reports
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import Run, RunStatus, Suggestion
 from aixaudit.tokens import ModelTokenizer
 
 FAIL_FIRST_ENV = "AIXAUDIT_FIXED_COST_FAIL_FIRST"
+UNAVAILABLE_ON_PURPOSE = (
+    f"[StatusCode.UNAVAILABLE] in ensemble 'ensemble', failing on purpose ({FAIL_FIRST_ENV})"
+)
 POLYGLOT = Path(__file__).parent / "fixtures" / "polyglot"
 
 # --- endpoints and errors (no server) ------------------------------------------------------
@@ -82,7 +90,7 @@ def _fake_server(completer: TritonCompleter, failures: list[BaseException]) -> l
     """Make `completer` answer each prompt with itself after raising `failures` in turn."""
     calls: list[str] = []
 
-    async def infer(request: CompletionRequest) -> str:
+    async def infer(request: CompletionRequest, timeout_s: float) -> str:
         calls.append(request.key)
         if failures:
             raise failures.pop(0)
@@ -108,6 +116,7 @@ def test_a_transient_error_is_retried_and_a_permanent_one_is_not() -> None:
     calls = _fake_server(completer, [unavailable, unavailable])
     [completion] = _complete(completer, [CompletionRequest("a", "x = 1", 4)])
     assert (completion.text, completion.error, completion.attempts) == ("x = 1", None, 3)
+    assert completion.retries == ("[StatusCode.UNAVAILABLE] busy",) * 2
     assert calls == ["a", "a", "a"]
 
     invalid = InferenceServerException("bad max_tokens", status="StatusCode.INVALID_ARGUMENT")
@@ -124,7 +133,42 @@ def test_retries_stop_at_the_cap_and_the_request_comes_back_as_an_error() -> Non
     [completion] = _complete(completer, [CompletionRequest("a", "x = 1", 4)])
     assert (completion.key, completion.text, completion.attempts) == ("a", None, 3)
     assert completion.error == "reset by peer"
+    assert completion.retries == ("reset by peer",) * 2  # the last attempt's is the error
     assert len(calls) == 3
+
+
+def test_after_a_timeout_later_attempts_wait_the_servers_measured_queueing_too() -> None:
+    """Triton computes a timed-out request anyway: the retry waits longer (timeout plus the
+    server's measured queue time), and the timeout is kept as the retry's cause."""
+    completer = TritonCompleter(
+        Endpoint.parse("grpc://127.0.0.1:1"), model="m", timeout_s=1.5, backoff_s=0.0
+    )
+    deadline = InferenceServerException("Deadline Exceeded", status="StatusCode.DEADLINE_EXCEEDED")
+    unavailable = InferenceServerException("busy", status="StatusCode.UNAVAILABLE")
+    failures: list[BaseException] = [unavailable, deadline, TimeoutError()]
+    timeouts: list[float] = []
+    measured = iter([7.0, 5.0])  # what the server's statistics say, in turn
+
+    async def infer(request: CompletionRequest, timeout_s: float) -> str:
+        timeouts.append(timeout_s)
+        if failures:
+            raise failures.pop(0)
+        return request.prompt
+
+    async def measured_queue_s() -> float:
+        return next(measured)
+
+    completer._infer = infer  # type: ignore[method-assign]
+    completer.measured_queue_s = measured_queue_s  # type: ignore[method-assign]
+    [completion] = _complete(completer, [CompletionRequest("a", "x = 1", 4)])
+    # Unavailable: no reason to wait longer; a timeout: 7 s more; a lower measure: no less.
+    assert timeouts == [1.5, 1.5, 8.5, 8.5]
+    assert completion.retries == (
+        "[StatusCode.UNAVAILABLE] busy",
+        "[StatusCode.DEADLINE_EXCEEDED] Deadline Exceeded",
+        "TimeoutError",
+    )
+    assert (completion.text, completion.attempts) == ("x = 1", 4)
 
 
 def test_an_error_in_the_callers_requests_reaches_the_caller() -> None:
@@ -186,6 +230,30 @@ def test_never_more_than_max_in_flight_requests_reach_the_server(
     assert max(batches) <= 3
 
 
+@pytest.mark.triton
+def test_the_queue_time_is_the_servers_measure_over_the_ensembles_steps(
+    fixed_cost_repo: Path, cpu_model_dir: Path, tmp_path: Path
+) -> None:
+    """On a fresh server, 24 requests at once on one instance taking batches of 8 at 50 ms:
+    the second and third batches wait at least 50 and 100 ms in tensorrt_llm's queue, so the
+    mean wait is at least a third of 50 ms; before any request, nothing has waited."""
+    server = LocalTriton(log_dir=tmp_path / "logs")
+    with server.start(fixed_cost_repo, env={MODEL_DIR_ENV: str(cpu_model_dir)}):
+        completer = _completer(server, "http", max_in_flight=24)
+        requests = [CompletionRequest(f"q{i}", f"queued_{i} = wait({i})\n", 8) for i in range(24)]
+
+        async def run() -> tuple[float, float]:
+            async with completer:
+                before = await completer.measured_queue_s()
+                answered = [c async for c in completer.complete(requests) if c.error is None]
+                assert len(answered) == 24
+                return before, await completer.measured_queue_s()
+
+        before, after = asyncio.run(run())
+    assert before == 0
+    assert after >= FIXED_COST_DELAY_MS / 1000 / 3
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -234,6 +302,18 @@ def test_check_rejects_a_model_without_the_ensembles_inputs(
 # --- against a server that fails on purpose ------------------------------------------------
 
 
+@pytest.fixture
+def data_dir_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """AIXAUDIT_DATA_DIR for CLI calls in this test (the database in it), other settings unset."""
+    for name in list(os.environ):
+        if name.startswith("AIXAUDIT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AIXAUDIT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield tmp_path / "data"
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def failing_server(
     fixed_cost_repo: Path, cpu_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -258,6 +338,7 @@ def test_unavailable_is_retried_until_the_server_answers(failing_server: LocalTr
     assert sorted((c.key, c.text, c.error, c.attempts) for c in completions) == [
         (f"r{i}", f"retry_{i} = {i}\n", None, 3) for i in range(6)
     ]
+    assert {c.retries for c in completions} == {(UNAVAILABLE_ON_PURPOSE,) * 2}
 
 
 @pytest.mark.triton
@@ -309,3 +390,46 @@ def test_failed_points_are_stored_as_errors_and_the_run_ends_partial(
         else:
             assert row.error is not None and "failing on purpose" in row.error
             assert (row.attempts, row.text) == (1, None)
+
+
+@pytest.mark.triton
+def test_retries_and_their_causes_are_stored_and_reported(
+    failing_server: LocalTriton, cpu_model_dir: Path, tmp_path: Path, data_dir_env: Path
+) -> None:
+    """Every point is failed twice, then answered: each stores both causes, and the report
+    (API data and CLI) counts them."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    marker = tmp_path.name  # prompts this module's server has not seen (it counts per prompt)
+    (repo / "calc.py").write_text(
+        f"# {marker}\n\ndef add(a, b):\n    total = a + b\n    return total\n\n\n"
+        "def scale(values, factor):\n    return [v * factor for v in values]\n"
+    )
+    url = f"sqlite:///{data_dir_env / 'aixaudit.db'}"
+    upgrade(url)
+    sessions = session_factory(make_engine(url))
+    checkout = sources.checkout(str(repo), ref=None, cache_dir=tmp_path / "repos")
+    options = audit.AuditOptions(max_points=3, max_new_tokens=8)
+    run_id = audit.plan_run(sessions, checkout=checkout, options=options, rule=AcceptanceRule())
+    status = audit.execute_run(
+        sessions,
+        run_id=run_id,
+        completer=_completer(failing_server, max_in_flight=3, max_retries=2, backoff_s=0.01),
+        counter=ModelTokenizer(cpu_model_dir),
+    )
+    assert status is RunStatus.DONE
+    with sessions() as session:
+        rows = session.execute(
+            select(Suggestion.attempts, Suggestion.retries).where(Suggestion.run_id == run_id)
+        ).all()
+        report = reports.run_report(session, run_id=run_id)
+    assert len(rows) == report.totals.points > 0
+    assert {(attempts, tuple(retries)) for attempts, retries in rows} == {
+        (3, (UNAVAILABLE_ON_PURPOSE,) * 2)
+    }
+    assert report.retries == {UNAVAILABLE_ON_PURPOSE: 2 * len(rows)}
+    shown = CliRunner().invoke(cli.main, ["report", str(run_id)])
+    assert shown.exit_code == 0, shown.output
+    assert f"requests sent again: {2 * len(rows)} ({2 * len(rows)} x {UNAVAILABLE_ON_PURPOSE})" in (
+        shown.output
+    )

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from proc_walk import group_alive
 from tritonclient.utils import InferenceServerException
 
 from aixaudit.ensemble import ENSEMBLE_INPUTS, ENSEMBLE_NAME, ENSEMBLE_OUTPUTS
@@ -99,19 +100,6 @@ def _complete(
         return _text(client.infer(ENSEMBLE_NAME, _inputs(httpclient, text, max_tokens, stop_words)))
 
 
-def _group_alive(pgid: int) -> list[int]:
-    """Processes of a process group that are still running (zombies do not count)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
-
-
 # -- launcher pieces (fast) -------------------------------------------------------------------
 
 
@@ -192,10 +180,10 @@ def test_stop_after_a_hard_kill_leaves_nothing(tmp_path: Path) -> None:
         x.set_data_from_numpy(np.array([[41]], dtype=np.int32))
         assert client.infer("echo", [x]).as_numpy("y").tolist() == [[41]]
         client.close()
-        assert len(_group_alive(pid)) >= 2  # the server and its stub
+        assert len(group_alive(pid)) >= 2  # the server and its stub
         assert list(Path("/dev/shm").glob(f"{server.shm_prefix}*"))
     assert not server.running
-    assert _group_alive(pid) == []
+    assert group_alive(pid) == []
     assert list(Path("/dev/shm").glob(f"{server.shm_prefix}*")) == []
     assert list(tmp_path.glob("logs/tritonserver-*.log"))
 

@@ -28,7 +28,8 @@ from .shared import console
 
 @click.command("serve")
 def serve_command() -> None:
-    """Serve the CPU model with the bundled tritonserver on loopback until interrupted."""
+    """Serve the CPU model with the bundled tritonserver on loopback until SIGINT or SIGTERM
+    (then the server and its stubs stop, and the command exits 128 + the signal's number)."""
     from aixaudit.server import serve_cpu_model
 
     server = serve_cpu_model(get_settings())
@@ -38,15 +39,15 @@ def serve_command() -> None:
         while server.running:
             time.sleep(1)
         raise AixauditError(f"tritonserver exited; its log is {server.log_path}")
-    except KeyboardInterrupt:
-        pass
     finally:
         server.stop()
 
 
 @click.command("api")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port."
+)
 def api_command(host: str, port: int) -> None:
     """Serve the HTTP API (/api, described at /openapi.json) and the dashboard (/) until Ctrl-C.
 

@@ -21,12 +21,16 @@ from .shared import (
     audit_request,
     console,
     errors,
+    exit_for,
+    finishing,
     percent,
     progress_bar,
     regression_mark,
     sessions_for,
     show_report,
 )
+
+NOTHING_TO_AUDIT = "nothing to audit: no file has a completion point"
 
 
 @click.command("audit")
@@ -54,6 +58,7 @@ def audit_command(
 
     Without a configured Triton URL, starts the bundled tritonserver with the CPU model
     for the duration of the run. With --distributed, the workers' Triton server answers.
+    Exits 3 when the run ends failed or partial, 128 + N on signal N (the run is finished).
     """
     if distributed:
         if triton_url:
@@ -62,20 +67,30 @@ def audit_command(
         return
     if wait:
         raise click.UsageError("--wait goes with --distributed.")
-    from aixaudit.serving import model_access  # the launcher, only for commands that need it
+    # The launcher, only for commands that need it.
+    from aixaudit.serving import configured_endpoint, model_access
 
     settings = get_settings()
     if triton_url:
         settings = settings.model_copy(update={"triton_url": triton_url})
+    configured_endpoint(settings)  # a bad URL fails here, before a run exists
     options, rule = audit_request(settings, choices)
     sessions = sessions_for(settings)
     checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
     run_id = audit.plan_run(sessions, checkout=checkout, options=options, rule=rule)
     with sessions() as session:
         points = queries.get_run(session, run_id=run_id).points_total
+    if not points:  # no server is started for nothing
+        status = audit.finish_run(sessions, run_id=run_id, error=NOTHING_TO_AUDIT)
+        errors.print(f"run {run_id} {status.value}: {NOTHING_TO_AUDIT} in {checkout.origin}")
+        exit_for(status)
     errors.print(f"run {run_id}: {points} points to complete in {checkout.origin}")
     started = time.monotonic()
-    with model_access(settings) as access, progress_bar("completing") as progress:
+    with (
+        finishing(sessions, run_id),
+        model_access(settings) as access,
+        progress_bar("completing") as progress,
+    ):
         status = audit.execute_run(
             sessions,
             run_id=run_id,
@@ -85,6 +100,7 @@ def audit_command(
         )
     errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
     show_report(sessions, run_id, as_json)
+    exit_for(status)
 
 
 @click.command("report")
@@ -96,7 +112,13 @@ def report_command(run_id: int, as_json: bool) -> None:
 
 
 @click.command("runs")
-@click.option("--limit", default=20, show_default=True, help="How many of the latest runs.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many of the latest runs.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def runs_command(limit: int, as_json: bool) -> None:
     """List the latest runs."""
@@ -151,8 +173,9 @@ def _audit_distributed(
     if not wait:
         click.echo(run_id)
         return
-    _follow(sessions, run_id)
+    progress = _follow(sessions, run_id)
     show_report(sessions, run_id, as_json)
+    exit_for(progress.status)
 
 
 def _follow(sessions: sessionmaker[Session], run_id: int) -> control.RunProgress:
@@ -170,13 +193,15 @@ def _follow(sessions: sessionmaker[Session], run_id: int) -> control.RunProgress
 @click.command("status")
 @click.argument("run_id", type=int)
 def status_command(run_id: int) -> None:
-    """Follow a run with a live progress bar until it is final."""
+    """Follow a run with a live progress bar until it is final; exits 3 if it ended failed or
+    partial."""
     progress = _follow(sessions_for(get_settings()), run_id)
     console.print(
         f"run {run_id} [bold]{progress.status}[/bold]: {progress.answered}/{progress.points_total}"
         f" points answered, {progress.failed} failed, {progress.reused} reused"
         + (f" ({progress.error})" if progress.error else "")
     )
+    exit_for(progress.status)
 
 
 @click.command("resume")
@@ -184,7 +209,8 @@ def status_command(run_id: int) -> None:
 @click.option("--wait", is_flag=True, help="Follow the run until it is final.")
 def resume_command(run_id: int, wait: bool) -> None:
     """Enqueue again the points of a run that have no result (after a lost worker, a cancel
-    or failed requests); safe to repeat, results are stored once per point."""
+    or failed requests); safe to repeat, results are stored once per point. With --wait,
+    exits 3 if the run ends failed or partial."""
     from workers.tasks import resume
 
     sessions = sessions_for(get_settings())
@@ -194,7 +220,7 @@ def resume_command(run_id: int, wait: bool) -> None:
         return
     errors.print(f"run {run_id}: {pending} points without a result enqueued again")
     if wait:
-        _follow(sessions, run_id)
+        exit_for(_follow(sessions, run_id).status)
 
 
 @click.command("cancel")

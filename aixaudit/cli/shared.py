@@ -4,23 +4,28 @@ rendering, and the group that turns an AixauditError into one line."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import Any, NoReturn, cast
 
+import annotated_types
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit import audit
 from aixaudit.config import Settings
-from aixaudit.errors import AixauditError
+from aixaudit.errors import AixauditError, ConfigError
+from aixaudit.processes import Interrupted, stop_signals_raise
 from aixaudit.prompts import PROFILES
 from aixaudit.scoring import METRICS, AcceptanceRule
-from aixaudit.store import db, reports
+from aixaudit.store import db, queries, reports
+from aixaudit.store.tables import RunStatus
 
 # The metrics shown in the report table (all of them are in --json), by column title.
 HEADLINE = {
@@ -60,15 +65,75 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
+# Exit statuses besides 0 (done), 1 (an error, shown in one line) and 2 (click's usage errors);
+# a stop signal exits with 128 + its number (130 for SIGINT, 143 for SIGTERM).
+EXIT_RUN_NOT_DONE = 3  # the run ended `failed` or `partial`
+UNFINISHED = (RunStatus.FAILED, RunStatus.PARTIAL)
+
+
+def exit_for(status: RunStatus | str) -> None:
+    """Exit EXIT_RUN_NOT_DONE when a run ended failed or partial (scripts and schedulers see it)."""
+    if RunStatus(status) in UNFINISHED:
+        raise SystemExit(EXIT_RUN_NOT_DONE)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip() or type(error).__name__
+    return text.splitlines()[0].strip().rstrip(".")
+
+
 class AixauditGroup(click.Group):
-    """Shows an AixauditError as one line and exit status 1, not as a traceback."""
+    """Shows an AixauditError or a database error as one line and exit status 1, not as a
+    traceback; SIGTERM and SIGINT unwind every command (its `finally`s stop what it started)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with stop_signals_raise():
+                return super().invoke(ctx)
         except AixauditError as error:
-            errors.print(f"[red]error:[/red] {error}", highlight=False)
-            raise SystemExit(1) from None
+            fail(str(error))
+        except SQLAlchemyError as error:
+            fail(f"The database cannot be used: {_first_line(error)}.")
+        except Interrupted as interrupted:
+            fail(f"{interrupted}.", code=interrupted.exit_code)
+
+
+def fail(message: str, *, code: int = 1) -> NoReturn:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    raise SystemExit(code)
+
+
+@contextmanager
+def finishing(sessions: sessionmaker[Session], run_id: int) -> Iterator[None]:
+    """A run that is still open when the block fails or is interrupted is finished with the
+    reason (`partial` or `failed`, error "interrupted by SIGTERM"), never left `running`."""
+    try:
+        yield
+    except BaseException as error:
+        with sessions() as session:
+            open_ = not RunStatus(queries.get_run(session, run_id=run_id).status).is_final
+        if open_:
+            audit.finish_run(sessions, run_id=run_id, error=str(error) or type(error).__name__)
+        raise
+
+
+def option_of(field: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A --option for an AuditOptions field: its default and its bounds are the model's."""
+    info = audit.AuditOptions.model_fields[field]
+    low: int | None = None
+    high: int | None = None
+    for bound in info.metadata:
+        if isinstance(bound, annotated_types.Ge):
+            low = cast(int, bound.ge)
+        elif isinstance(bound, annotated_types.Le):
+            high = cast(int, bound.le)
+    return click.option(
+        f"--{field.replace('_', '-')}",
+        type=click.IntRange(low, high),
+        default=info.default,
+        show_default=True,
+        help=help,
+    )
 
 
 _AUDIT_OPTIONS = (
@@ -78,15 +143,11 @@ _AUDIT_OPTIONS = (
         help="Prompt format. Default: l2r on the embedded CPU model, aixcoder on a configured "
         "server.",
     ),
-    click.option(
-        "--seed", default=0, show_default=True, help="Sampling seed: same seed, same points."
-    ),
-    click.option("--per-file", default=3, show_default=True, help="Points per file at most."),
-    click.option("--max-points", default=40, show_default=True, help="Points per run at most."),
-    click.option(
-        "--max-new-tokens", default=32, show_default=True, help="Tokens the model may add."
-    ),
-    click.option("--prompt-budget", default=768, show_default=True, help="Prompt tokens at most."),
+    option_of("seed", "Sampling seed: same seed, same points."),
+    option_of("per_file", "Points per file at most."),
+    option_of("max_points", "Points per run at most."),
+    option_of("max_new_tokens", "Tokens the model may add."),
+    option_of("prompt_budget", "Prompt tokens at most."),
     click.option(
         "--accept-metric",
         default="es_rapidfuzz",
@@ -95,7 +156,12 @@ _AUDIT_OPTIONS = (
         help="Metric that decides acceptance (an exact match always counts as accepted).",
     ),
     click.option(
-        "--accept-threshold", default=0.8, show_default=True, help="Acceptance threshold."
+        "--accept-threshold",
+        type=float,
+        default=AcceptanceRule.threshold,
+        show_default=True,
+        help="Acceptance threshold, within the metric's range: 0..1 for the similarities, "
+        "at least 0 for the lengths (lower is better).",
     ),
     click.option(
         "--accept-without-parse",
@@ -125,12 +191,22 @@ def audit_request(
         max_new_tokens=choices["max_new_tokens"],
         prompt_budget=choices["prompt_budget"],
     )
+    metric, threshold = choices["accept_metric"], choices["accept_threshold"]
+    low, high = threshold_range(metric)
+    if not low <= threshold <= high:
+        raise ConfigError(
+            f"--accept-threshold {threshold:g} is outside {metric}'s range {low:g}..{high:g}."
+        )
     rule = AcceptanceRule(
-        metric=choices["accept_metric"],
-        threshold=choices["accept_threshold"],
-        require_parse=not choices["accept_without_parse"],
+        metric=metric, threshold=threshold, require_parse=not choices["accept_without_parse"]
     )
     return options, rule
+
+
+def threshold_range(metric: str) -> tuple[float, float]:
+    """Where a metric's values lie: the similarities (higher is better) in 0..1, the ratios
+    (lower is better: length_pred, length_ref) from 0 up."""
+    return (0.0, 1.0) if METRICS[metric].higher_is_better else (0.0, math.inf)
 
 
 def show_report(sessions: sessionmaker[Session], run_id: int, as_json: bool) -> None:
@@ -170,6 +246,9 @@ def show_report(sessions: sessionmaker[Session], run_id: int, as_json: bool) -> 
             )
         table.add_section()
     console.print(table)
+    if report.retries:
+        causes = ", ".join(f"{count} x {cause}" for cause, count in report.retries.items())
+        console.print(f"requests sent again: {sum(report.retries.values())} ({causes})")
     for info in report.metrics:
         console.print(f"[dim]{info.name} v{info.version}: {info.definition}[/dim]")
     console.print(f"[dim]accepted when: {json.dumps(report.acceptance_rule)}[/dim]")

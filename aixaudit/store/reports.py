@@ -6,6 +6,7 @@ tests compare them, all from one query path.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,6 +88,9 @@ class RunReport:
     by_language: list[Breakdown]
     by_kind: list[Breakdown]
     metrics: list[MetricInfo]
+    # Requests sent again, by cause (the first line of the error), most frequent first: a
+    # timed-out request may have been computed by the server too.
+    retries: dict[str, int]
 
 
 def tallies() -> list[ColumnElement[Any]]:
@@ -225,6 +229,17 @@ def _breakdowns(
     ]
 
 
+def retry_causes(session: Session, *, run_id: int) -> dict[str, int]:
+    """How many requests of the run each cause made the client send again."""
+    causes: Counter[str] = Counter()
+    stored = select(Suggestion.retries).where(
+        Suggestion.run_id == run_id, Suggestion.retries.is_not(None)
+    )
+    for retries in session.scalars(stored):
+        causes.update(retries or ())
+    return dict(causes.most_common())
+
+
 def run_report(session: Session, *, run_id: int) -> RunReport:
     """The report of one run, aggregated by the database. Metric means assume one version of each
     metric per run (a run is scored by one version of the code)."""
@@ -263,4 +278,5 @@ def run_report(session: Session, *, run_id: int) -> RunReport:
             )
             for m in metrics
         ],
+        retries=retry_causes(session, run_id=run_id),
     )

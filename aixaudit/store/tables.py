@@ -226,6 +226,9 @@ class Suggestion(Base):
     output_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
+    # Why each attempt but the last was tried again (one line each), None when none was: a
+    # request that timed out may have been computed by the server as well.
+    retries: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     error: Mapped[str | None]
     accepted: Mapped[bool] = mapped_column(default=False)
     lines_suggested: Mapped[int] = mapped_column(Integer, default=0)
