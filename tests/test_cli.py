@@ -83,7 +83,7 @@ def _no_runs() -> None:
         (["--per-file", "0"], "--per-file"),
         (["--max-new-tokens", "0"], "--max-new-tokens"),
         (["--prompt-budget", "15"], "--prompt-budget"),
-        (["--accept-threshold", "2"], "--accept-threshold 2 is outside es_fuzz's range 0..1"),
+        (["--accept-threshold", "2"], "--accept-threshold 2 is outside es_rapidfuzz's range 0..1"),
         (["--accept-metric", "exact_match", "--accept-threshold", "-0.5"], "exact_match's range"),
         (["--accept-metric", "length_ratio", "--accept-threshold", "-1"], "length_ratio's range"),
         (["--triton-url", "not a url"], "must look like grpc://host:port"),
