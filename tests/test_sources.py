@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
-from aixaudit import audit, sources
+from aixaudit import audit, cli, sources
+from aixaudit.config import get_settings
 from aixaudit.errors import SourceError
 from aixaudit.scoring import AcceptanceRule
 from aixaudit.sources import (
@@ -531,3 +533,19 @@ def test_plan_run_stores_every_odd_entry(vanishing: Path, engine: Engine) -> Non
     assert stored["bad\\xff.py"] == "name_not_utf8"
     assert stored["late_nul.py"] == "binary"
     assert stored["a.py"] is None
+
+
+def test_a_schedule_of_a_local_path_outside_allowed_roots_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers run schedules, so the CLI refuses one they would refuse, when it is added."""
+    monkeypatch.setenv("AIXAUDIT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("AIXAUDIT_ALLOWED_ROOTS", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli.main, ["schedule", "add", str(tmp_path)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "is outside the directories this service may audit" in result.output
+    assert not (tmp_path / "data").exists()  # refused before anything was stored
