@@ -15,7 +15,7 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
@@ -56,6 +56,7 @@ HEADER_BYTES = 1024
 MINIFIED_LONGEST_LINE = 1000
 MINIFIED_MEAN_LINE = 300
 GIT_TIMEOUT_S = 600
+ALTERNATES_DEPTH = 5
 # What a location may name: https and ssh always; file only where local paths are allowed.
 # http:// and git:// are refused: unauthenticated, so what is audited may not be what the
 # repository holds, and http:// would send a URL's credentials in clear.
@@ -136,12 +137,48 @@ def check_location(location: str, allowed_roots: Sequence[Path] | None) -> None:
     path = _parse(location)[1]
     if allowed_roots is None or path is None:
         return
-    real = Path(os.path.realpath(path))
-    if not any(real.is_relative_to(os.path.realpath(root)) for root in allowed_roots):
-        raise SourceError(
-            f"{_masked(location)} is outside the directories this service may audit "
-            f"(AIXAUDIT_ALLOWED_ROOTS)."
-        )
+    roots = [os.path.realpath(root) for root in allowed_roots]
+    for read in _git_reads(path):
+        if not any(Path(os.path.realpath(read)).is_relative_to(root) for root in roots):
+            raise SourceError(
+                f"{_masked(location)} is outside the directories this service may audit "
+                f"(AIXAUDIT_ALLOWED_ROOTS)."
+            )
+
+
+def _git_reads(path: Path) -> Iterator[Path]:
+    """The directories git reads for the repository at path: the path, the git directory a
+    `.git` file names, a worktree's common directory, and object alternates (transitively)."""
+    yield path
+    git_dir = path / ".git" if (path / ".git").exists() else path
+    if git_dir.is_file():
+        git_dir = path / _first_line(git_dir).removeprefix("gitdir:").strip()
+    yield git_dir
+    stores = [git_dir / "objects"]
+    if commondir := _first_line(git_dir / "commondir"):
+        yield git_dir / commondir
+        stores.append(git_dir / commondir / "objects")
+    for _ in range(ALTERNATES_DEPTH):  # git's own limit on chained alternates
+        yield from stores
+        stores = [
+            store / line
+            for store in stores
+            for line in _lines(store / "info" / "alternates")
+            if line and not line.startswith("#")
+        ]
+
+
+def _first_line(path: Path) -> str:
+    return next(iter(_lines(path)), "")
+
+
+def _lines(path: Path) -> list[str]:
+    """A small git metadata file's lines; none if it is missing or not a regular file."""
+    try:
+        read = _read_regular(path, 65536)
+    except OSError:
+        return []
+    return read[0].decode("utf-8", "replace").splitlines() if read else []
 
 
 def checkout(
@@ -347,7 +384,7 @@ def scan(root: Path, *, max_bytes: int = 1_000_000) -> list[SourceFile]:
         _unlisted(rel, error) if error else _classify(root, rel, max_bytes)
         for rel, error in _walk(root, PurePosixPath(), ())
     ]
-    return sorted(files, key=lambda f: f.path)
+    return sorted(_unique_paths(files), key=lambda f: f.path)
 
 
 def read_text(root: Path, file: SourceFile) -> str:
@@ -445,6 +482,22 @@ def _ignored(ignores: tuple[_IgnoreFile, ...], rel: PurePosixPath, *, is_dir: bo
 def _printable(name: str) -> str:
     """A name as valid UTF-8 text any database stores: undecodable bytes written as \\xNN."""
     return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _unique_paths(files: list[SourceFile]) -> list[SourceFile]:
+    """A name that is not UTF-8, written printably, may equal a real name (`bad\\xff.py`):
+    it gets a suffix, so that every path stays a unique key."""
+    taken = {f.path for f in files if f.skip_reason is not SkipReason.NAME_NOT_UTF8}
+    unique = []
+    for file in files:
+        if file.skip_reason is SkipReason.NAME_NOT_UTF8:
+            path = file.path
+            while path in taken:
+                path += "~"
+            taken.add(path)
+            file = replace(file, path=path)
+        unique.append(file)
+    return unique
 
 
 def _unlisted(rel: str, error: OSError) -> SourceFile:

@@ -392,6 +392,25 @@ def test_locations_outside_allowed_roots_are_refused(tmp_path: Path) -> None:
     check_location("/etc", None)  # the CLI: any path
 
 
+def test_git_metadata_cannot_lead_out_of_allowed_roots(
+    upstream: dict[str, str], tmp_path: Path
+) -> None:
+    """A repository under a root whose .git file, or whose object alternates, name a
+    repository outside it would have git read (and serve) that repository."""
+    roots = [tmp_path / "allowed"]
+    outside = Path(upstream["path"])
+    linked = write(tmp_path, "allowed/linked/.git", f"gitdir: {outside}/.git\n").parent
+    borrowed = tmp_path / "allowed" / "borrowed.git"
+    git("init", "--quiet", "--bare", str(borrowed), cwd=tmp_path)
+    write(borrowed, "objects/info/alternates", f"{outside}/.git/objects\n")
+    plain = tmp_path / "allowed" / "plain.git"
+    git("init", "--quiet", "--bare", str(plain), cwd=tmp_path)
+    check_location(f"file://{plain}", roots)
+    for location in (str(linked), f"file://{linked}", str(borrowed), f"file://{borrowed}"):
+        with pytest.raises(SourceError, match="outside the directories"):
+            check_location(location, roots)
+
+
 def test_checkout_clones_file_urls_only_under_allowed_roots(
     upstream: dict[str, str], tmp_path: Path
 ) -> None:
@@ -425,6 +444,7 @@ def odd(tmp_path: Path) -> Path:
     write(root, "a.py", "kept = 1\n")
     write(root, "x.log", "ignored\n")
     write(root, os.fsdecode(b"bad\xff.py"), "x = 1\n")
+    write(root, "bad\\xff.py", "x = 1\n")  # a real name equal to the one above, written out
     write(root, os.fsdecode(b"dir\xfe/in.py"), "x = 1\n")
     write(root, "late_nul.py", b"x = 1\n" * 2000 + b"\0")  # the NUL after the first 8 KB
     os.mkfifo(root / "pipe.py")
@@ -459,7 +479,8 @@ def test_scan_records_a_reason_for_every_odd_entry(vanishing: Path) -> None:
     files = by_path(scan(vanishing))
     expected = {
         "a.py": (None, None),
-        "bad\\xff.py": (SkipReason.NAME_NOT_UTF8, "the name is not valid UTF-8"),
+        "bad\\xff.py": (None, None),
+        "bad\\xff.py~": (SkipReason.NAME_NOT_UTF8, "the name is not valid UTF-8"),
         "dir\\xfe/in.py": (SkipReason.NAME_NOT_UTF8, "the name is not valid UTF-8"),
         "late_nul.py": (SkipReason.BINARY, "NUL byte at offset 12000"),
         "pipe.py": (SkipReason.SPECIAL_FILE, "fifo"),
@@ -529,8 +550,8 @@ def test_plan_run_stores_every_odd_entry(vanishing: Path, engine: Engine) -> Non
             select(File.path, File.sha256, File.skip_reason).where(File.run_id == run_id)
         ).all()
     stored = {path: reason for path, sha, reason in rows if (sha is None) != (reason is None)}
-    assert len(stored) == len(rows) == 13
-    assert stored["bad\\xff.py"] == "name_not_utf8"
+    assert len(stored) == len(rows) == 14
+    assert stored["bad\\xff.py~"] == "name_not_utf8"
     assert stored["late_nul.py"] == "binary"
     assert stored["a.py"] is None
 
