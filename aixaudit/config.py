@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None  # None: SQLite file in data_dir
+    # The only directories whose local paths (and file:// URLs) the API and the workers may
+    # audit, separated by ':' (or a JSON list); none by default. The CLI audits any path.
+    allowed_roots: Annotated[list[Path], NoDecode] = []
 
     # Triton. No URL: `aixaudit audit` starts the bundled CPU server itself.
     triton_url: str | None = None
@@ -89,6 +93,15 @@ class Settings(BaseSettings):
         except ArgumentError as error:  # not a ValueError: pydantic would let it through
             raise ValueError(str(error)) from None
         return url
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (
+                json.loads(value) if value.startswith("[") else [v for v in value.split(":") if v]
+            )
+        return value
 
     @property
     def visibility_timeout_s(self) -> int:
