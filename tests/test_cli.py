@@ -85,7 +85,7 @@ def _no_runs() -> None:
         (["--prompt-budget", "15"], "--prompt-budget"),
         (["--accept-threshold", "2"], "--accept-threshold 2 is outside es_rapidfuzz's range 0..1"),
         (["--accept-metric", "exact_match", "--accept-threshold", "-0.5"], "exact_match's range"),
-        (["--accept-metric", "length_ratio", "--accept-threshold", "-1"], "length_ratio's range"),
+        (["--accept-metric", "length_pred", "--accept-threshold", "-1"], "length_pred's range"),
         (["--triton-url", "not a url"], "must look like grpc://host:port"),
         (["--triton-url", "grpc://triton"], "must look like grpc://host:port"),
     ],
@@ -105,7 +105,7 @@ def test_an_out_of_range_option_is_one_sentence_and_no_run(
     [
         (["runs", "--limit", "0"], "--limit"),
         (["api", "--port", "70000"], "--port"),
-        (["schedule", "add", ".", "--at", "25:00"], "25:00"),
+        (["schedule", "add", "https://git.example.com/r.git", "--at", "25:00"], "25:00"),
         (["model-repo", "render", "out", "--tokenizer-dir", "/t", "--engine-dir", "/e",
           "--max-batch-size", "0"], "max batch size"),
         (["model-repo", "render", "out", "--tokenizer-dir", "/t", "--engine-dir", "/e",

@@ -271,7 +271,7 @@ DATABASE_COMMANDS = [
     ["status", "1"],
     ["resume", "1"],
     ["cancel", "1"],
-    ["schedule", "add", "."],
+    ["schedule", "add", "https://git.example.com/team/repo.git"],
     ["schedule", "list"],
     ["schedule", "remove", "1"],
     ["schedule", "run", "1"],
