@@ -32,7 +32,7 @@ from .scoring import (
     suggested_lines_chars,
 )
 from .spans import SamplingPolicy, Span, find_spans, point_rank, sample_spans
-from .store import queries
+from .store import control, queries
 from .store.tables import RunStatus
 from .tokens import TokenCounter
 
@@ -93,9 +93,11 @@ def plan_run(
     checkout: sources.Checkout,
     options: AuditOptions,
     rule: AcceptanceRule,
+    plan_key: str | None = None,
 ) -> int:
     """Scan the checkout, pick the points and store run, files, texts and points; returns the
-    run id. Nothing is asked of the model yet."""
+    run id. Nothing is asked of the model yet. All of it lands in one transaction, recorded
+    under `plan_key` when given (a key already taken raises IntegrityError)."""
     get_profile(options.profile)  # an unknown profile fails before anything is stored
     files = sources.scan(checkout.root, max_bytes=options.max_file_bytes)
     texts = {f.path: sources.read_text(checkout.root, f) for f in files if f.skip_reason is None}
@@ -112,6 +114,7 @@ def plan_run(
             profile=options.profile,
             config=options.model_dump(),
             acceptance_rule=rule.to_dict(),
+            plan_key=plan_key,
         )
         file_ids = queries.add_files(
             session,
@@ -335,20 +338,23 @@ def _store(session_factory: sessionmaker[Session], results: list[dict[str, Any]]
             queries.add_results(session, results=results, metrics=METRICS)
 
 
-def start_run(session_factory: sessionmaker[Session], *, run_id: int) -> None:
+def start_run(session_factory: sessionmaker[Session], *, run_id: int) -> bool:
+    """Mark a pending or running run running; False (and nothing written) when it is cancelled
+    or finished: a cancel is never overwritten."""
     with session_factory.begin() as session:
-        queries.set_run_status(session, run_id=run_id, status=RunStatus.RUNNING)
+        return queries.move_run(
+            session, run_id=run_id, to=RunStatus.RUNNING, only_from=control.ACTIVE
+        )
 
 
 def finish_run(
     session_factory: sessionmaker[Session], *, run_id: int, error: str | None = None
 ) -> RunStatus:
     """Final status from what is stored: `done` when every point has a suggestion, `partial`
-    when some have errors or none, `failed` when none has a suggestion."""
+    when some have errors or none, `failed` when none has a suggestion. Only a pending or
+    running run is finished; any other keeps its status (a cancel wins), which is returned."""
     with session_factory.begin() as session:
         run = queries.get_run(session, run_id=run_id)
-        if RunStatus(run.status) is RunStatus.CANCELLED:
-            return RunStatus.CANCELLED
         answered, failed = queries.count_results(session, run_id=run_id)
         if error is None and answered == run.points_total and failed == 0:
             status = RunStatus.DONE
@@ -358,8 +364,11 @@ def finish_run(
             status = RunStatus.FAILED if run.points_total else RunStatus.DONE
         if error is None and failed:
             error = f"{failed} of {run.points_total} points have no suggestion (request errors)"
-        queries.set_run_status(session, run_id=run_id, status=status, error=error)
-        return status
+        if queries.move_run(
+            session, run_id=run_id, to=status, only_from=control.ACTIVE, error=error
+        ):
+            return status
+        return RunStatus(queries.get_run(session, run_id=run_id).status)
 
 
 def execute_run(
@@ -373,8 +382,11 @@ def execute_run(
 ) -> RunStatus:
     """Answer every pending point of a run in this process and finish it. A server that cannot
     serve us fails the run with the reason, which is raised again for the caller to show.
-    Answers are scored in `scoring_processes` worker processes (None: one per core)."""
-    start_run(session_factory, run_id=run_id)
+    Answers are scored in `scoring_processes` worker processes (None: one per core). A run
+    cancelled or finished meanwhile is left as it is, its status returned."""
+    if not start_run(session_factory, run_id=run_id):
+        with session_factory() as session:
+            return RunStatus(queries.get_run(session, run_id=run_id).status)
     processes = available_cores() if scoring_processes is None else scoring_processes
 
     async def answer() -> None:
