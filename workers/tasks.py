@@ -6,7 +6,9 @@
 
 A chunk answers its points with `audit.complete_points`, many requests in flight from one
 asyncio loop. Every write is idempotent per point, so redelivered, retried or resumed chunks
-never duplicate a result, and `finalize_run` decides the status from what is stored.
+never duplicate a result, and `finalize_run` decides the status from what is stored. Planning
+is idempotent per task id (one run however often `plan_audit` runs), and every status change
+is one conditional update, so a cancel is never overwritten by a dispatch or a finish.
 """
 
 from __future__ import annotations
