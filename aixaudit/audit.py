@@ -211,7 +211,8 @@ async def complete_points(
 
     With `scoring_processes`, answers are post-processed and scored in that many worker
     processes while the requests go on (for runs of at least OFFLOAD_MIN_POINTS points; a
-    Celery chunk leaves it at 0: its worker processes are the parallelism).
+    Celery chunk leaves it at 0: its worker processes are the parallelism). Once the run is
+    cancelled (seen at each batch of results stored), nothing more is asked.
     """
     with session_factory() as session:
         run = queries.get_run(session, run_id=run_id)
@@ -230,14 +231,14 @@ async def complete_points(
             work[key] = item
             yield CompletionRequest(key, item.prompt.text, budget, profile.stop_words)
 
-    done, buffer = 0, []
+    done, buffer, cancelled = 0, [], False
 
     async def record(results: list[dict[str, Any]]) -> None:
-        nonlocal done, buffer
+        nonlocal done, buffer, cancelled
         buffer += results
         done += len(results)
         if len(buffer) >= RESULT_BATCH:
-            await asyncio.to_thread(_store, session_factory, buffer)
+            cancelled = await asyncio.to_thread(_store, session_factory, buffer)
             buffer = []
         if progress and results:
             progress(done, len(pending))
@@ -250,6 +251,8 @@ async def complete_points(
             item = work.pop(completion.key)
             scoring.submit(_result, item, completion, rule, profile.stop_words)
             await record(await scoring.results(keep=scoring.backlog))
+            if cancelled:
+                break  # a cancel wins: what was answered is kept, nothing more is asked
         await record(await scoring.results(keep=0))
     await asyncio.to_thread(_store, session_factory, buffer)
     return done
@@ -332,10 +335,13 @@ def _result(
     }
 
 
-def _store(session_factory: sessionmaker[Session], results: list[dict[str, Any]]) -> None:
-    if results:
-        with session_factory.begin() as session:
-            queries.add_results(session, results=results, metrics=METRICS)
+def _store(session_factory: sessionmaker[Session], results: list[dict[str, Any]]) -> bool:
+    """Store the results; returns whether their run has been cancelled meanwhile."""
+    if not results:
+        return False
+    with session_factory.begin() as session:
+        queries.add_results(session, results=results, metrics=METRICS)
+        return control.is_cancelled(session, run_id=results[0]["run_id"])
 
 
 def start_run(session_factory: sessionmaker[Session], *, run_id: int) -> bool:

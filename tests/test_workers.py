@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,14 @@ from sqlalchemy import create_engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from aixaudit import audit, sources
 from aixaudit import server as server_module
-from aixaudit import sources
 from aixaudit.audit import AuditOptions, plan_run
 from aixaudit.config import Settings
 from aixaudit.model_repo import render_fixed_cost
 from aixaudit.scoring import METRICS, AcceptanceRule
 from aixaudit.server import MODEL_DIR_ENV, LocalTriton
+from aixaudit.serving import model_access
 from aixaudit.store import control, history, queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import Point, Run, RunStatus, Schedule, Score, Suggestion
@@ -580,6 +582,34 @@ def test_a_tritonserver_killed_mid_run_then_resume_in_process(
         resumed = aixaudit("resume", str(run_id), env=local)  # in this process: no worker
         assert f"{cut.lost} points without a result, answered here" in resumed.stderr
     assert_complete_once(sessions, run_id)
+
+
+def test_a_run_in_process_stops_asking_once_cancelled(
+    env: dict[str, str],
+    sessions: sessionmaker[Session],
+    fixed_cost_server: LocalTriton,
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "repo", files=FILES)
+    checkout = sources.checkout(str(repo), ref=None, cache_dir=tmp_path / "cache")
+    options = AuditOptions(profile="l2r", per_file=2, max_new_tokens=4)
+    run_id = plan_run(sessions, checkout=checkout, options=options, rule=AcceptanceRule())
+    settings = Settings(_env_file=None, triton_url=env["AIXAUDIT_TRITON_URL"], max_in_flight=2)
+    asked = inferences(fixed_cost_server)
+    with model_access(settings) as access, ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            audit.execute_run, sessions, run_id=run_id, completer=access.completer(settings),
+            counter=access.counter, scoring_processes=0,
+        )  # fmt: skip
+        wait_for(lambda: progress(sessions, run_id).answered >= audit.RESULT_BATCH)
+        with sessions.begin() as session:
+            assert control.cancel_run(session, run_id=run_id) is RunStatus.CANCELLED
+        assert running.result(timeout=120) is RunStatus.CANCELLED
+    counted = tally(sessions, run_id)
+    assert (counted.planned, counted.duplicated) == (2 * FILES, 0)
+    assert counted.answered < 2 * FILES  # it stopped at the next batch stored
+    assert inferences(fixed_cost_server) - asked < 2 * FILES
+    assert progress(sessions, run_id).status == "cancelled"
 
 
 def test_redis_restarted_mid_run_loses_and_duplicates_nothing(
