@@ -32,7 +32,7 @@ from .scoring import (
     suggested_lines_chars,
 )
 from .spans import SamplingPolicy, Span, find_spans, point_rank, sample_spans
-from .store import queries
+from .store import control, queries
 from .store.tables import RunStatus
 from .tokens import TokenCounter
 
@@ -93,9 +93,11 @@ def plan_run(
     checkout: sources.Checkout,
     options: AuditOptions,
     rule: AcceptanceRule,
+    plan_key: str | None = None,
 ) -> int:
     """Scan the checkout, pick the points and store run, files, texts and points; returns the
-    run id. Nothing is asked of the model yet."""
+    run id. Nothing is asked of the model yet. All of it lands in one transaction, recorded
+    under `plan_key` when given (a key already taken raises IntegrityError)."""
     get_profile(options.profile)  # an unknown profile fails before anything is stored
     files = sources.scan(checkout.root, max_bytes=options.max_file_bytes)
     texts = {f.path: sources.read_text(checkout.root, f) for f in files if f.skip_reason is None}
@@ -112,6 +114,7 @@ def plan_run(
             profile=options.profile,
             config=options.model_dump(),
             acceptance_rule=rule.to_dict(),
+            plan_key=plan_key,
         )
         file_ids = queries.add_files(
             session,
@@ -206,7 +209,8 @@ async def complete_points(
 
     With `scoring_processes`, answers are post-processed and scored in that many worker
     processes while the requests go on (for runs of at least OFFLOAD_MIN_POINTS points; a
-    Celery chunk leaves it at 0: its worker processes are the parallelism).
+    Celery chunk leaves it at 0: its worker processes are the parallelism). Once the run is
+    cancelled (seen at each batch of results stored), nothing more is asked.
     """
     with session_factory() as session:
         run = queries.get_run(session, run_id=run_id)
@@ -225,14 +229,14 @@ async def complete_points(
             work[key] = item
             yield CompletionRequest(key, item.prompt.text, budget, profile.stop_words)
 
-    done, buffer = 0, []
+    done, buffer, cancelled = 0, [], False
 
     async def record(results: list[dict[str, Any]]) -> None:
-        nonlocal done, buffer
+        nonlocal done, buffer, cancelled
         buffer += results
         done += len(results)
         if len(buffer) >= RESULT_BATCH:
-            await asyncio.to_thread(_store, session_factory, buffer)
+            cancelled = await asyncio.to_thread(_store, session_factory, buffer)
             buffer = []
         if progress and results:
             progress(done, len(pending))
@@ -245,6 +249,8 @@ async def complete_points(
             item = work.pop(completion.key)
             scoring.submit(_result, item, completion, rule, profile.stop_words)
             await record(await scoring.results(keep=scoring.backlog))
+            if cancelled:
+                break  # a cancel wins: what was answered is kept, nothing more is asked
         await record(await scoring.results(keep=0))
     await asyncio.to_thread(_store, session_factory, buffer)
     return done
@@ -326,15 +332,22 @@ def _result(
     }
 
 
-def _store(session_factory: sessionmaker[Session], results: list[dict[str, Any]]) -> None:
-    if results:
-        with session_factory.begin() as session:
-            queries.add_results(session, results=results, metrics=METRICS)
-
-
-def start_run(session_factory: sessionmaker[Session], *, run_id: int) -> None:
+def _store(session_factory: sessionmaker[Session], results: list[dict[str, Any]]) -> bool:
+    """Store the results; returns whether their run has been cancelled meanwhile."""
+    if not results:
+        return False
     with session_factory.begin() as session:
-        queries.set_run_status(session, run_id=run_id, status=RunStatus.RUNNING)
+        queries.add_results(session, results=results, metrics=METRICS)
+        return control.is_cancelled(session, run_id=results[0]["run_id"])
+
+
+def start_run(session_factory: sessionmaker[Session], *, run_id: int) -> bool:
+    """Mark a pending or running run running; False (and nothing written) when it is cancelled
+    or finished: a cancel is never overwritten."""
+    with session_factory.begin() as session:
+        return queries.move_run(
+            session, run_id=run_id, to=RunStatus.RUNNING, only_from=control.ACTIVE
+        )
 
 
 def finish_run(
@@ -342,11 +355,10 @@ def finish_run(
 ) -> RunStatus:
     """Final status from what is stored: `done` when every point has a suggestion, `partial`
     when some have errors or none, `failed` when none has a suggestion (or `error` says why
-    there is nothing to answer)."""
+    there is nothing to answer). Only a pending or running run is finished; any other keeps its
+    status (a cancel wins), which is returned."""
     with session_factory.begin() as session:
         run = queries.get_run(session, run_id=run_id)
-        if RunStatus(run.status) is RunStatus.CANCELLED:
-            return RunStatus.CANCELLED
         answered, failed = queries.count_results(session, run_id=run_id)
         if error is None and answered == run.points_total and failed == 0:
             status = RunStatus.DONE
@@ -356,8 +368,11 @@ def finish_run(
             status = RunStatus.FAILED if run.points_total or error else RunStatus.DONE
         if error is None and failed:
             error = f"{failed} of {run.points_total} points have no suggestion (request errors)"
-        queries.set_run_status(session, run_id=run_id, status=status, error=error)
-        return status
+        if queries.move_run(
+            session, run_id=run_id, to=status, only_from=control.ACTIVE, error=error
+        ):
+            return status
+        return RunStatus(queries.get_run(session, run_id=run_id).status)
 
 
 def execute_run(
@@ -371,8 +386,11 @@ def execute_run(
 ) -> RunStatus:
     """Answer every pending point of a run in this process and finish it. A server that cannot
     serve us fails the run with the reason, which is raised again for the caller to show.
-    Answers are scored in `scoring_processes` worker processes (None: one per core)."""
-    start_run(session_factory, run_id=run_id)
+    Answers are scored in `scoring_processes` worker processes (None: one per core). A run
+    cancelled or finished meanwhile is left as it is, its status returned."""
+    if not start_run(session_factory, run_id=run_id):
+        with session_factory() as session:
+            return RunStatus(queries.get_run(session, run_id=run_id).status)
     processes = available_cores() if scoring_processes is None else scoring_processes
 
     async def answer() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import __version__
@@ -55,19 +56,42 @@ def plan_tracked_run(
     model: str | None,
     reuse: bool = False,
     schedule_id: int | None = None,
+    distributed: bool = False,
+    plan_key: str | None = None,
 ) -> int:
     """`audit.plan_run`, plus what later runs need: the model and fingerprint (None without a
-    known model: such a run is never reused) and the schedule; with `reuse`, the results of
-    unchanged files are taken over at once. Returns the run id."""
-    run_id = plan_run(session_factory, checkout=checkout, options=options, rule=rule)
+    known model: such a run is never reused), the schedule and who answers it; with `reuse`,
+    the results of unchanged files are taken over at once. Returns the run id.
+
+    Idempotent per `plan_key`: a second call (a task delivered again, after it succeeded or
+    crashed half-way) plans nothing and completes what the first left undone."""
+    run_id = _planned(session_factory, plan_key)
+    if run_id is None:
+        try:
+            run_id = plan_run(
+                session_factory, checkout=checkout, options=options, rule=rule, plan_key=plan_key
+            )
+        except IntegrityError:
+            # A twin delivery planned it at the same time; its run is the one.
+            run_id = _planned(session_factory, plan_key)
+            if run_id is None:
+                raise
     with session_factory.begin() as session:
         run = queries.get_run(session, run_id=run_id)
         run.model = model
         run.fingerprint = fingerprint(options=options, rule=rule, model=model) if model else None
         run.schedule_id = schedule_id
+        run.distributed = distributed
     if reuse:
         reuse_unchanged(session_factory, run_id=run_id)
     return run_id
+
+
+def _planned(session_factory: sessionmaker[Session], plan_key: str | None) -> int | None:
+    if plan_key is None:
+        return None
+    with session_factory() as session:
+        return queries.planned_run_id(session, plan_key=plan_key)
 
 
 def reuse_unchanged(session_factory: sessionmaker[Session], *, run_id: int) -> int:

@@ -119,7 +119,7 @@ def test_migrations_match_models_up_down_up(db_url: str) -> None:
         upgrade(db_url)
         assert drift(engine) == []
         with engine.connect() as connection:
-            assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
+            assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0004"
     finally:
         engine.dispose()
 

@@ -7,27 +7,36 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 import tritonclient.http as httpclient
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
+from aixaudit import audit, sources
+from aixaudit import server as server_module
+from aixaudit.audit import AuditOptions, plan_run
+from aixaudit.config import Settings
 from aixaudit.model_repo import render_fixed_cost
-from aixaudit.scoring import METRICS
+from aixaudit.scoring import METRICS, AcceptanceRule
 from aixaudit.server import MODEL_DIR_ENV, LocalTriton
-from aixaudit.store import control, history
+from aixaudit.serving import model_access
+from aixaudit.store import control, history, queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
-from aixaudit.store.tables import Point, Run, Schedule, Score, Suggestion
-from workers.celery import CONTROL_QUEUE, POINTS_QUEUE
+from aixaudit.store.tables import Point, Run, RunStatus, Schedule, Score, Suggestion
+from workers.celery import CONTROL_QUEUE, POINTS_QUEUE, make_app
 from workers.local import LocalCelery
 
 pytestmark = [
@@ -39,7 +48,9 @@ pytestmark = [
 
 AIXAUDIT = Path(sys.executable).with_name("aixaudit")
 REDIS_URL = "redis://127.0.0.1:6379/0"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 BATCH_MS = 40  # the fixed cost of one batch
+FILES = 20  # 40 points (the default cap): long enough for a fault to land mid-run
 SMALL = ["--profile", "l2r", "--per-file", "2", "--max-new-tokens", "4"]
 
 MODULE = """\
@@ -179,15 +190,16 @@ def results(sessions: sessionmaker[Session], run_id: int) -> dict[str, tuple[Any
     return {row.key: (row.text, row.accepted, scores[row.id]) for row in rows}
 
 
-def assert_complete_once(sessions: sessionmaker[Session], run_id: int) -> control.RunProgress:
-    """Every point has exactly one good suggestion with every metric: none missing, none twice."""
-    final = progress(sessions, run_id)
+def tally(sessions: sessionmaker[Session], run_id: int) -> control.Tally:
     with sessions() as session:
-        points = session.scalar(select(func.count(Point.id)).where(Point.run_id == run_id))
-        rows, distinct = session.execute(
-            select(func.count(Suggestion.id), func.count(func.distinct(Suggestion.point_id)))
-            .where(Suggestion.run_id == run_id)
-        ).one()  # fmt: skip
+        return control.tally(session, run_id=run_id)
+
+
+def assert_complete_once(sessions: sessionmaker[Session], run_id: int) -> control.RunProgress:
+    """Every point has exactly one good suggestion with every metric: none lost, none twice."""
+    final = progress(sessions, run_id)
+    counted = tally(sessions, run_id)
+    with sessions() as session:
         scores = session.scalar(
             select(func.count())
             .select_from(Score)
@@ -195,8 +207,9 @@ def assert_complete_once(sessions: sessionmaker[Session], run_id: int) -> contro
             .where(Suggestion.run_id == run_id)
         )
     assert (final.status, final.failed) == ("done", 0)
-    assert final.points_total == points == rows == distinct
-    assert scores == points * len(METRICS)
+    assert counted == control.Tally(final.points_total, final.points_total, 0, 0)
+    assert final.points_total > 0
+    assert scores == final.points_total * len(METRICS)
     return final
 
 
@@ -238,6 +251,13 @@ def test_a_distributed_run_stores_what_the_in_process_run_stores(
     assert [delta.delta for delta in deltas] == pytest.approx([0.0] * len(deltas))
 
 
+def spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The CLI in a process of its own, not waited for."""
+    return subprocess.Popen(
+        [str(AIXAUDIT), *args], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
 def start_run(env: dict[str, str], repo: Path) -> int:
     return int(aixaudit("audit", str(repo), *SMALL, "--distributed", env=env).stdout)
 
@@ -249,11 +269,11 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:
     doomed = celery(name="doomed")
-    run_id = start_run(env, make_repo(tmp_path / "repo", files=12))
+    run_id = start_run(env, make_repo(tmp_path / "repo", files=FILES))
     wait_for(lambda: progress(sessions, run_id).answered >= 2)
     doomed.kill()  # the machine is gone: no warm shutdown, its task is never acknowledged
     lost = progress(sessions, run_id)
-    assert 0 < lost.answered < lost.points_total == 24
+    assert 0 < lost.answered < lost.points_total == 2 * FILES
     assert lost.status == "running"
 
     celery(name="survivor", concurrency=2)
@@ -268,7 +288,7 @@ def test_a_pool_process_killed_mid_task_is_redelivered_and_the_run_finishes(
     tmp_path: Path,
 ) -> None:
     worker = celery()
-    run_id = start_run(env, make_repo(tmp_path / "repo", files=12))
+    run_id = start_run(env, make_repo(tmp_path / "repo", files=FILES))
     wait_for(lambda: progress(sessions, run_id).answered >= 2)
     [child] = worker.pool_pids()
     os.kill(child, signal.SIGKILL)  # the worker requeues that child's task (reject_on_worker_lost)
@@ -385,3 +405,278 @@ def test_nightly_runs_reuse_unchanged_files_and_ask_the_server_nothing_twice(
     assert inferences(fixed_cost_server) == asked + 2
     listed = json.loads(aixaudit("runs", "--json", env=env).stdout)
     assert {run["id"]: run["regression"] for run in listed}[third] is not None
+
+
+# -- faults mid-run, counted: every run ends done with 0 points lost and 0 duplicated ----------
+
+UNREACHABLE = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
+FAULTS = 5  # connection kills, 0.3 s apart, while chunks are being answered
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cut_short(sessions: sessionmaker[Session], run_id: int) -> None:
+    """As if the run had ended partial: its suggestions gone, its status final."""
+    with sessions.begin() as session:
+        session.execute(delete(Suggestion).where(Suggestion.run_id == run_id))
+        queries.set_run_status(session, run_id=run_id, status=RunStatus.PARTIAL)
+
+
+def settle(prefix: str) -> None:
+    """Wait until the workers have nothing queued or in hand."""
+    queue = redis.Redis.from_url(REDIS_URL)
+    points, control_, unacked = (
+        f"{prefix}{name}" for name in (POINTS_QUEUE, CONTROL_QUEUE, "unacked")
+    )
+    try:
+        wait_for(lambda: not (queue.llen(points) or queue.llen(control_) or queue.hlen(unacked)))
+    finally:
+        queue.close()
+
+
+def test_a_plan_task_delivered_twice_plans_one_run(
+    env: dict[str, str],
+    celery: Callable[..., LocalCelery],
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    worker = celery(concurrency=2)
+    queue = {"broker_url": REDIS_URL, "celery_key_prefix": env["AIXAUDIT_CELERY_KEY_PREFIX"]}
+    producer = make_app(Settings(_env_file=None, **queue))  # sends as the CLI and the API do
+    repo = make_repo(tmp_path / "repo", files=2)
+    options = AuditOptions(profile="l2r", per_file=2, max_new_tokens=4)
+    args = (str(repo), None, options.model_dump(), AcceptanceRule().to_dict())
+
+    def deliver(task_id: str, times: int) -> int:
+        """Deliver the plan task under `task_id` (a redelivery keeps the id) and return its run
+        once the run is final and the worker has run the task `times` times."""
+        producer.send_task("workers.tasks.plan_audit", args, task_id=task_id)
+        succeeded = f"plan_audit[{task_id}] succeeded"
+        wait_for(lambda: worker.log_path.read_text().count(succeeded) == times)
+        with sessions() as session:
+            [run_id] = session.scalars(select(Run.id).where(Run.plan_key == task_id)).all()
+        wait_for(lambda: progress(sessions, run_id).finished)
+        return run_id
+
+    once = str(uuid.uuid4())
+    run_id = deliver(once, 1)
+    assert deliver(once, 2) == run_id  # delivered again after it succeeded: the same run
+    assert_complete_once(sessions, run_id)
+
+    # A delivery that crashed right after storing its plan: the next one completes that run.
+    crashed = str(uuid.uuid4())
+    checkout = sources.checkout(str(repo), ref=None, cache_dir=tmp_path / "cache")
+    orphan = plan_run(
+        sessions, checkout=checkout, options=options, rule=AcceptanceRule(), plan_key=crashed
+    )
+    assert deliver(crashed, 1) == orphan
+    assert_complete_once(sessions, orphan)
+    with sessions() as session:
+        repository = session.get(Run, orphan).repository_id
+        keys = session.scalars(select(Run.plan_key).where(Run.repository_id == repository)).all()
+    assert sorted(keys) == sorted([once, crashed])  # two tasks, two runs of the repository
+
+
+RESUME_THEN_CANCEL = """
+import sys
+from aixaudit.cli.shared import sessions_for
+from aixaudit.config import get_settings
+from aixaudit.store import control
+from workers.tasks import resume
+
+sessions, run_id = sessions_for(get_settings()), int(sys.argv[1])
+print(resume(sessions, run_id=run_id)[0].value)
+with sessions.begin() as session:
+    print(control.cancel_run(session, run_id=run_id).value)
+"""
+
+
+def test_cancel_wins_over_a_resume_back_to_back_and_at_once(
+    env: dict[str, str],
+    celery: Callable[..., LocalCelery],
+    sessions: sessionmaker[Session],
+    prefix: str,
+    tmp_path: Path,
+) -> None:
+    celery(concurrency=2)
+    run_id = start_run(env, make_repo(tmp_path / "repo", files=3))
+    wait_for(lambda: progress(sessions, run_id).finished)
+    for _ in range(3):  # back to back, as the API would: the dispatch comes after the cancel
+        cut_short(sessions, run_id)
+        said = subprocess.run(
+            [sys.executable, "-c", RESUME_THEN_CANCEL, str(run_id)],
+            env=env, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        assert said.stdout.split() == ["running", "cancelled"]
+        settle(prefix)
+        assert progress(sessions, run_id).status == "cancelled"
+        assert tally(sessions, run_id).duplicated == 0
+    for _ in range(3):  # at once, in two processes
+        cut_short(sessions, run_id)
+        both = [spawn(command, str(run_id), env=env) for command in ("resume", "cancel")]
+        said = [process.communicate(timeout=120)[0] for process in both][1]
+        settle(prefix)
+        if f"run {run_id} cancelled" in said:  # the cancel came in during the resume: it wins
+            assert progress(sessions, run_id).status == "cancelled"
+        else:  # it found the run finished: partial before the resume, or done after it
+            assert "nothing to cancel" in said
+            assert_complete_once(sessions, run_id)
+        assert tally(sessions, run_id).duplicated == 0
+    aixaudit("resume", str(run_id), "--wait", env=env)
+    assert_complete_once(sessions, run_id)
+
+
+def test_a_worker_killed_mid_chunk_then_resume_counts_nothing_lost_or_twice(
+    env: dict[str, str],
+    celery: Callable[..., LocalCelery],
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    doomed = celery(name="doomed")
+    run_id = start_run(env, make_repo(tmp_path / "repo", files=FILES))
+    wait_for(lambda: progress(sessions, run_id).answered >= 2)
+    doomed.kill()
+    cut = tally(sessions, run_id)
+    assert (cut.planned, cut.duplicated) == (2 * FILES, 0) and 0 < cut.answered < 2 * FILES
+    # No worker left: the run is finished here.
+    here = env | {"AIXAUDIT_BROKER_URL": UNREACHABLE, "AIXAUDIT_RESULT_BACKEND": UNREACHABLE}
+    assert "answered here" in aixaudit("resume", str(run_id), "--local", env=here).stderr
+    assert_complete_once(sessions, run_id)
+
+
+def test_a_tritonserver_killed_mid_run_then_resume_in_process(
+    env: dict[str, str],
+    sessions: sessionmaker[Session],
+    fixed_cost_repo: Path,
+    cpu_model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    server = LocalTriton(log_dir=tmp_path / "triton")
+    model = {MODEL_DIR_ENV: str(cpu_model_dir)}
+    with server.start(fixed_cost_repo, env=model):
+        local = env | {
+            "AIXAUDIT_TRITON_URL": f"grpc://{server.grpc_url}",
+            "AIXAUDIT_BROKER_URL": UNREACHABLE,  # no Celery anywhere: a local run
+            "AIXAUDIT_RESULT_BACKEND": UNREACHABLE,
+            "AIXAUDIT_MAX_RETRIES": "1",
+            "AIXAUDIT_RETRY_BACKOFF_S": "0.05",
+        }
+        repo = make_repo(tmp_path / "repo", files=FILES)
+        audit_run = spawn("audit", str(repo), *SMALL, "--json", env=local)
+        wait_for(lambda: inferences(server) >= 4)
+        ports = server._ports
+        os.killpg(server.pid, signal.SIGKILL)  # the server dies mid-run
+        out, err = audit_run.communicate(timeout=180)
+        run_id = json.loads(out)["run"]["id"]
+        cut = tally(sessions, run_id)
+        assert progress(sessions, run_id).status == "partial", err
+        assert (cut.planned, cut.duplicated) == (2 * FILES, 0) and 0 < cut.answered < 2 * FILES
+
+        server.stop()
+        monkeypatch.setattr(server_module, "_free_ports", lambda: ports)  # the same ports again
+        server.start(fixed_cost_repo, env=model)
+        resumed = aixaudit("resume", str(run_id), env=local)  # in this process: no worker
+        assert f"{cut.lost} points without a result, answered here" in resumed.stderr
+    assert_complete_once(sessions, run_id)
+
+
+def test_a_run_in_process_stops_asking_once_cancelled(
+    env: dict[str, str],
+    sessions: sessionmaker[Session],
+    fixed_cost_server: LocalTriton,
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "repo", files=FILES)
+    checkout = sources.checkout(str(repo), ref=None, cache_dir=tmp_path / "cache")
+    options = AuditOptions(profile="l2r", per_file=2, max_new_tokens=4)
+    run_id = plan_run(sessions, checkout=checkout, options=options, rule=AcceptanceRule())
+    settings = Settings(_env_file=None, triton_url=env["AIXAUDIT_TRITON_URL"], max_in_flight=2)
+    asked = inferences(fixed_cost_server)
+    with model_access(settings) as access, ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            audit.execute_run, sessions, run_id=run_id, completer=access.completer(settings),
+            counter=access.counter, scoring_processes=0,
+        )  # fmt: skip
+        wait_for(lambda: progress(sessions, run_id).answered >= audit.RESULT_BATCH)
+        with sessions.begin() as session:
+            assert control.cancel_run(session, run_id=run_id) is RunStatus.CANCELLED
+        assert running.result(timeout=120) is RunStatus.CANCELLED
+    counted = tally(sessions, run_id)
+    assert (counted.planned, counted.duplicated) == (2 * FILES, 0)
+    assert counted.answered < 2 * FILES  # it stopped at the next batch stored
+    assert inferences(fixed_cost_server) - asked < 2 * FILES
+    assert progress(sessions, run_id).status == "cancelled"
+
+
+def test_redis_restarted_mid_run_loses_and_duplicates_nothing(
+    env: dict[str, str],
+    celery: Callable[..., LocalCelery],
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    private = f"redis://127.0.0.1:{port}/0"
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", str(tmp_path)]  # fmt: skip
+
+    def start_redis() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+        client = redis.Redis.from_url(private)
+        wait_for(lambda: _pings(client))
+        client.close()
+        return process
+
+    broker = start_redis()
+    try:
+        on_private = env | {"AIXAUDIT_BROKER_URL": private, "AIXAUDIT_RESULT_BACKEND": private}
+        celery(env=on_private)
+        run_id = start_run(on_private, make_repo(tmp_path / "repo", files=FILES))
+        wait_for(lambda: progress(sessions, run_id).answered >= 2)
+        cut = tally(sessions, run_id)
+        broker.kill()  # SIGKILL, nothing saved: every queued chunk and the chord are gone
+        broker.wait()
+        broker = start_redis()  # the same port, empty
+        assert cut.duplicated == 0 and cut.answered < 2 * FILES
+        aixaudit("resume", str(run_id), "--wait", env=on_private)  # the workers reconnected
+        assert_complete_once(sessions, run_id)
+    finally:
+        broker.kill()
+        broker.wait()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+def test_postgresql_connections_terminated_mid_run_lose_and_duplicate_nothing(
+    env: dict[str, str],
+    celery: Callable[..., LocalCelery],
+    pg_database: str,
+    tmp_path: Path,
+) -> None:
+    # Polls connect afresh each time: the test's own connections are terminated too.
+    engine = create_engine(env["AIXAUDIT_DATABASE_URL"], poolclass=NullPool)
+    sessions = session_factory(engine)
+    celery(concurrency=2)
+    run_id = start_run(env, make_repo(tmp_path / "repo", files=FILES))
+    wait_for(lambda: progress(sessions, run_id).answered >= 2)
+    terminated = 0
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        for _ in range(FAULTS):  # only this session's database: filtered by its name
+            terminated += len(admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()", (pg_database,)).fetchall()
+            )  # fmt: skip
+            time.sleep(0.3)
+    assert terminated > 0
+    wait_for(lambda: progress(sessions, run_id).finished)
+    assert_complete_once(sessions, run_id)
+    engine.dispose()

@@ -6,7 +6,9 @@
 
 A chunk answers its points with `audit.complete_points`, many requests in flight from one
 asyncio loop. Every write is idempotent per point, so redelivered, retried or resumed chunks
-never duplicate a result, and `finalize_run` decides the status from what is stored.
+never duplicate a result, and `finalize_run` decides the status from what is stored. Planning
+is idempotent per task id (one run however often `plan_audit` runs), and every status change
+is one conditional update, so a cancel is never overwritten by a dispatch or a finish.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from celery import chord
+from celery import Task, chord
 from celery.utils.log import get_task_logger
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,17 +49,14 @@ RETRY: dict[str, Any] = {
 
 
 def dispatch(session_factory: sessionmaker[Session], *, run_id: int) -> int:
-    """Enqueue the run's points that have no usable result, in chunks, with `finalize_run`
-    after the last one; returns how many points were enqueued. A cancelled run, or a finished
-    one with nothing to answer, is left as it is (`control.reopen_run` reopens a run)."""
-    with session_factory() as session:
-        status = RunStatus(queries.get_run(session, run_id=run_id).status)
-        if status is RunStatus.CANCELLED:
-            return 0
-        ids = queries.pending_point_ids(session, run_id=run_id)
-    if not ids and status.is_final:
+    """Mark the run running and enqueue its points that have no usable result, in chunks, with
+    `finalize_run` after the last one; returns how many points were enqueued. A cancelled or
+    finished run is left as it is (`control.reopen_run` reopens a run): the status moves in one
+    conditional update, so a cancel that lands at any moment is never overwritten."""
+    if not audit.start_run(session_factory, run_id=run_id):
         return 0
-    audit.start_run(session_factory, run_id=run_id)
+    with session_factory() as session:
+        ids = queries.pending_point_ids(session, run_id=run_id)
     size = get_settings().chunk_size
     final = finalize_run.si(run_id)
     if ids:
@@ -89,8 +88,9 @@ def resume(session_factory: sessionmaker[Session], *, run_id: int) -> tuple[RunS
     return status, pending
 
 
-@app.task(autoretry_for=(*TRANSIENT, SourceError), **RETRY | {"max_retries": 3})
+@app.task(bind=True, autoretry_for=(*TRANSIENT, SourceError), **RETRY | {"max_retries": 3})
 def plan_audit(
+    self: Task,
     location: str,
     ref: str | None,
     options: dict[str, Any],
@@ -100,7 +100,11 @@ def plan_audit(
     schedule_id: int | None = None,
 ) -> int:
     """Check out and scan the repository, store the run's points (reusing the results of
-    unchanged files when asked) and enqueue the rest; returns the run id."""
+    unchanged files when asked) and enqueue the rest; returns the run id.
+
+    The run is recorded under this task's id, which a retry or a redelivery keeps: the task
+    run twice (after it succeeded, or after a crash half-way) plans one run, and enqueues its
+    points only while the run is still pending."""
     settings = get_settings()
     sessions = context.sessions()
     with _checkout_lock(settings.repos_dir, location):
@@ -115,9 +119,16 @@ def plan_audit(
             model=settings.model,
             reuse=reuse,
             schedule_id=schedule_id,
+            distributed=True,
+            plan_key=self.request.id,
         )
-    queued = dispatch(sessions, run_id=run_id)
-    logger.info("run %s planned from %s: %s points to answer", run_id, checkout.origin, queued)
+    with sessions() as session:
+        status = RunStatus(queries.get_run(session, run_id=run_id).status)
+    if status is RunStatus.PENDING:
+        queued = dispatch(sessions, run_id=run_id)
+        logger.info("run %s planned from %s: %s points to answer", run_id, checkout.origin, queued)
+    else:
+        logger.info("run %s was planned by an earlier delivery of this task", run_id)
     return run_id
 
 

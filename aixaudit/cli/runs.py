@@ -12,7 +12,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit import audit, history, sources
-from aixaudit.config import get_settings
+from aixaudit.config import Settings, get_settings
 from aixaudit.store import control, queries, reports
 from aixaudit.store.tables import RunStatus
 
@@ -164,7 +164,12 @@ def _audit_distributed(
     options, rule = audit_request(settings, choices)
     checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
     run_id = history.plan_tracked_run(
-        sessions, checkout=checkout, options=options, rule=rule, model=settings.model
+        sessions,
+        checkout=checkout,
+        options=options,
+        rule=rule,
+        model=settings.model,
+        distributed=True,
     )
     dispatch_run.apply_async((run_id,), ignore_result=True)
     with sessions() as session:
@@ -206,21 +211,64 @@ def status_command(run_id: int) -> None:
 
 @click.command("resume")
 @click.argument("run_id", type=int)
-@click.option("--wait", is_flag=True, help="Follow the run until it is final.")
-def resume_command(run_id: int, wait: bool) -> None:
-    """Enqueue again the points of a run that have no result (after a lost worker, a cancel
-    or failed requests); safe to repeat, results are stored once per point. With --wait,
-    exits 3 if the run ends failed or partial."""
+@click.option("--wait", is_flag=True, help="Follow a distributed run until it is final.")
+@click.option(
+    "--local", is_flag=True, help="Answer here, even a distributed run's points: no worker needed."
+)
+def resume_command(run_id: int, wait: bool, local: bool) -> None:
+    """Answer again the points of a run that have no result (after a lost worker or server, a
+    cancel or failed requests): in this process for a run audited here (or with --local), on
+    the workers for a distributed one. Safe to repeat, results are stored once per point.
+    Exits 3 if the run ends failed or partial (answered here, or with --wait)."""
+    settings = get_settings()
+    sessions = sessions_for(settings)
+    with sessions() as session:
+        distributed = queries.get_run(session, run_id=run_id).distributed
+    if local or not distributed:
+        _resume_here(settings, sessions, run_id)
+        return
     from workers.tasks import resume
 
-    sessions = sessions_for(get_settings())
     status, pending = resume(sessions, run_id=run_id)
     if status.is_final:
-        errors.print(f"run {run_id} is {status.value}: no point is missing a result")
+        _nothing_to_resume(run_id, status)
         return
     errors.print(f"run {run_id}: {pending} points without a result enqueued again")
     if wait:
         exit_for(_follow(sessions, run_id).status)
+
+
+def _resume_here(settings: Settings, sessions: sessionmaker[Session], run_id: int) -> None:
+    """Reopen the run and answer its missing points in this process, as `audit` does."""
+    from aixaudit.serving import model_access  # the launcher, only for commands that need it
+
+    with sessions.begin() as session:
+        pending = control.reopen_run(session, run_id=run_id)
+        status = RunStatus(queries.get_run(session, run_id=run_id).status)
+    if status.is_final:
+        _nothing_to_resume(run_id, status)
+        return
+    errors.print(f"run {run_id}: {pending} points without a result, answered here")
+    started = time.monotonic()
+    with (
+        finishing(sessions, run_id),
+        model_access(settings) as access,
+        progress_bar(f"run {run_id}") as progress,
+    ):
+        status = audit.execute_run(
+            sessions,
+            run_id=run_id,
+            completer=access.completer(settings),
+            counter=access.counter,
+            progress=progress,
+        )
+    errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
+    exit_for(status)
+
+
+def _nothing_to_resume(run_id: int, status: RunStatus) -> None:
+    why = "the cancel wins" if status is RunStatus.CANCELLED else "no point is missing a result"
+    errors.print(f"run {run_id} is {status.value}: {why}")
 
 
 @click.command("cancel")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from aixaudit.store.queries import count_results, get_run, pending_point_ids, set_run_status
-from aixaudit.store.tables import Run, RunStatus, Suggestion, utcnow
+from aixaudit.store.queries import count_results, get_run, move_run, pending_point_ids
+from aixaudit.store.tables import Point, Run, RunStatus, Suggestion
 
-ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -49,18 +49,40 @@ def run_progress(session: Session, *, run_id: int) -> RunProgress:
     )
 
 
+@dataclass(frozen=True)
+class Tally:
+    """A run's points counted from the rows, for checking a run after faults: a point is lost
+    when it has no good suggestion, duplicated when it has more than one suggestion row."""
+
+    planned: int
+    answered: int  # points with a good suggestion
+    lost: int
+    duplicated: int
+
+
+def tally(session: Session, *, run_id: int) -> Tally:
+    planned = session.scalar(select(func.count(Point.id)).where(Point.run_id == run_id))
+    good = func.count(func.distinct(case((Suggestion.error.is_(None), Suggestion.point_id))))
+    rows, points, answered = session.execute(
+        select(func.count(Suggestion.id), func.count(func.distinct(Suggestion.point_id)), good)
+        .where(Suggestion.run_id == run_id)
+    ).one()  # fmt: skip
+    planned = int(planned or 0)
+    return Tally(planned, int(answered), planned - int(answered), int(rows) - int(points))
+
+
 def cancel_run(session: Session, *, run_id: int) -> RunStatus:
     """Cancel a pending or running run and return the run's status afterwards: a run that has
-    finished already (or was cancelled before) is left as it is."""
-    get_run(session, run_id=run_id)  # RunNotFound for an unknown id
-    session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status.in_(ACTIVE))
-        .values(status=RunStatus.CANCELLED.value, error="cancelled", finished_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    session.expire_all()
-    return RunStatus(get_run(session, run_id=run_id).status)
+    finished already (or was cancelled before) is left as it is. A run that becomes active
+    again while this looks (a racing resume) is cancelled too: a cancel has the last word."""
+    while True:
+        if move_run(
+            session, run_id=run_id, to=RunStatus.CANCELLED, only_from=ACTIVE, error="cancelled"
+        ):
+            return RunStatus.CANCELLED
+        status = RunStatus(get_run(session, run_id=run_id).status)  # RunNotFound if unknown
+        if status.is_final:
+            return status
 
 
 def is_cancelled(session: Session, *, run_id: int) -> bool:
@@ -71,9 +93,10 @@ def is_cancelled(session: Session, *, run_id: int) -> bool:
 def reopen_run(session: Session, *, run_id: int) -> int:
     """Prepare a resume: returns how many points have no usable result (none yet, or a failed
     request). When some have, or the run never finished, it is running again, whatever its
-    status was (cancelled included)."""
-    run = get_run(session, run_id=run_id)
+    status was (cancelled included), unless a cancel landed after this read: the status moves
+    only from the one read here, so a cancel that comes in during a resume wins."""
+    seen = RunStatus(get_run(session, run_id=run_id).status)
     pending = len(pending_point_ids(session, run_id=run_id))
-    if pending or not RunStatus(run.status).is_final:
-        set_run_status(session, run_id=run_id, status=RunStatus.RUNNING)
+    if pending or not seen.is_final:
+        move_run(session, run_id=run_id, to=RunStatus.RUNNING, only_from=[seen])
     return pending

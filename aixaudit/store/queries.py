@@ -7,11 +7,11 @@ so a task's writes land together or not at all. Writes of many rows are bulk ins
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, case, delete, exists, func, insert, select
+from sqlalchemy import ColumnElement, bindparam, case, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -83,7 +83,9 @@ def create_run(
     profile: str,
     config: dict[str, Any],
     acceptance_rule: dict[str, Any],
+    plan_key: str | None = None,
 ) -> Run:
+    """A pending run; a `plan_key` already taken fails the flush (IntegrityError)."""
     run = Run(
         repository_id=repository_id,
         ref=ref,
@@ -92,10 +94,16 @@ def create_run(
         config=config,
         acceptance_rule=acceptance_rule,
         status=RunStatus.PENDING.value,
+        plan_key=plan_key,
     )
     session.add(run)
     session.flush()
     return run
+
+
+def planned_run_id(session: Session, *, plan_key: str) -> int | None:
+    """The run planned under `plan_key`, if any."""
+    return session.scalar(select(Run.id).where(Run.plan_key == plan_key))
 
 
 def get_run(session: Session, *, run_id: int) -> Run:
@@ -284,3 +292,32 @@ def set_run_status(
     if status.is_final:
         run.finished_at = utcnow()
     session.flush()
+
+
+def move_run(
+    session: Session,
+    *,
+    run_id: int,
+    to: RunStatus,
+    only_from: Collection[RunStatus],
+    error: str | None = None,
+) -> bool:
+    """`set_run_status`, but only while the run's status is one of `only_from`, in one
+    conditional UPDATE: a status another process wrote meanwhile (a cancel) is never
+    overwritten. Returns whether the run moved."""
+    now = utcnow()
+    values: dict[str, Any] = {"status": to.value, "error": error}
+    if to is RunStatus.RUNNING:
+        values["started_at"] = func.coalesce(
+            Run.started_at, bindparam("now", now, Run.started_at.type)
+        )
+    if to.is_final:
+        values["finished_at"] = now
+    moved = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_([status.value for status in only_from]))
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    return bool(moved.rowcount)  # type: ignore[attr-defined]

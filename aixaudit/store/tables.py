@@ -134,6 +134,12 @@ class Run(Base):
     baseline_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     regression: Mapped[bool | None]
     regression_threshold: Mapped[float | None] = mapped_column(Float)
+    # The planning task's id (a Celery task id): a task delivered twice finds the run it planned
+    # instead of planning another. None: planned by the CLI, which plans once.
+    plan_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Answered by the Celery workers (False: in the process that planned it); `resume` does the
+    # same, so resuming a local run needs no worker.
+    distributed: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class RunDelta(Base):
