@@ -114,6 +114,7 @@ def test_reopen_makes_a_cancelled_run_run_again(sessions: sessionmaker[Session])
 
 def test_schedule_commands(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config.get_settings(), "database_url", db_url)
+    monkeypatch.setattr(config.get_settings(), "allowed_roots", [tmp_path])  # workers read it
     runner = CliRunner()
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -68,7 +68,7 @@ def audit_command(
     if wait:
         raise click.UsageError("--wait goes with --distributed.")
     # The launcher, only for commands that need it.
-    from aixaudit.serving import configured_endpoint, model_access
+    from aixaudit.serving import configured_endpoint
 
     settings = get_settings()
     if triton_url:
@@ -85,11 +85,22 @@ def audit_command(
         errors.print(f"run {run_id} {status.value}: {NOTHING_TO_AUDIT} in {checkout.origin}")
         exit_for(status)
     errors.print(f"run {run_id}: {points} points to complete in {checkout.origin}")
+    status = _answer_here(settings, sessions, run_id)
+    show_report(sessions, run_id, as_json)
+    exit_for(status)
+
+
+def _answer_here(settings: Settings, sessions: sessionmaker[Session], run_id: int) -> RunStatus:
+    """Answer a run's pending points in this process (the configured server, or the embedded
+    one started for the while); a run still open when this fails or is interrupted is
+    finished with the reason."""
+    from aixaudit.serving import model_access  # the launcher, only for commands that need it
+
     started = time.monotonic()
     with (
         finishing(sessions, run_id),
         model_access(settings) as access,
-        progress_bar("completing") as progress,
+        progress_bar(f"run {run_id}") as progress,
     ):
         status = audit.execute_run(
             sessions,
@@ -99,8 +110,7 @@ def audit_command(
             progress=progress,
         )
     errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
-    show_report(sessions, run_id, as_json)
-    exit_for(status)
+    return status
 
 
 @click.command("report")
@@ -240,8 +250,6 @@ def resume_command(run_id: int, wait: bool, local: bool) -> None:
 
 def _resume_here(settings: Settings, sessions: sessionmaker[Session], run_id: int) -> None:
     """Reopen the run and answer its missing points in this process, as `audit` does."""
-    from aixaudit.serving import model_access  # the launcher, only for commands that need it
-
     with sessions.begin() as session:
         pending = control.reopen_run(session, run_id=run_id)
         status = RunStatus(queries.get_run(session, run_id=run_id).status)
@@ -249,21 +257,7 @@ def _resume_here(settings: Settings, sessions: sessionmaker[Session], run_id: in
         _nothing_to_resume(run_id, status)
         return
     errors.print(f"run {run_id}: {pending} points without a result, answered here")
-    started = time.monotonic()
-    with (
-        finishing(sessions, run_id),
-        model_access(settings) as access,
-        progress_bar(f"run {run_id}") as progress,
-    ):
-        status = audit.execute_run(
-            sessions,
-            run_id=run_id,
-            completer=access.completer(settings),
-            counter=access.counter,
-            progress=progress,
-        )
-    errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
-    exit_for(status)
+    exit_for(_answer_here(settings, sessions, run_id))
 
 
 def _nothing_to_resume(run_id: int, status: RunStatus) -> None:
