@@ -6,8 +6,10 @@ This module is the only one that touches tree-sitter's API directly (it changed 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from pathlib import PurePosixPath
 from typing import Any
@@ -95,13 +97,81 @@ def _parser(name: str) -> tree_sitter.Parser:
     return tree_sitter.Parser(ts_language(name))
 
 
+class LimitReason(StrEnum):
+    """Why a file was too costly to audit; stored as its skip reason."""
+
+    PARSE_TIMEOUT = "parse_timeout"
+    TOO_COMPLEX = "too_complex"
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """What one file may cost, so that a hostile or generated file cannot stall an unattended
+    audit or swell its memory: parse time, and syntax nodes (the query's work and the number
+    of candidate spans grow with them)."""
+
+    timeout_s: float = 10.0
+    max_nodes: int = 1_000_000  # about 1 per byte at the default file size cap; code has < 0.8
+
+
+class LimitExceeded(Exception):
+    """A file over one of its ParseLimits: skipped with `reason`, never fatal to a run."""
+
+    def __init__(self, reason: LimitReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+_READ_CHUNK = 64 * 1024  # bytes handed to the parser per read: bounded copies, few calls
+
+
 def parse(
-    language: Language, source: bytes, *, old_tree: tree_sitter.Tree | None = None
+    language: Language,
+    source: bytes,
+    *,
+    old_tree: tree_sitter.Tree | None = None,
+    limits: ParseLimits | None = None,
 ) -> tree_sitter.Tree:
     """Parse source bytes with the language's grammar (parsers are cached per process); with
-    `old_tree` (already edited to match `source`), an incremental re-parse."""
+    `old_tree` (already edited to match `source`), an incremental re-parse. With `limits`,
+    LimitExceeded when the parse takes longer or the tree has more nodes than they allow."""
     parser = _parser(language.name)
-    return parser.parse(source) if old_tree is None else parser.parse(source, old_tree)
+    if limits is None:
+        return parser.parse(source) if old_tree is None else parser.parse(source, old_tree)
+    tree = _parse_until(parser, source, old_tree, time.monotonic() + limits.timeout_s)
+    if tree is None:
+        raise LimitExceeded(LimitReason.PARSE_TIMEOUT, f"parsing took over {limits.timeout_s:g} s")
+    nodes = tree.root_node.descendant_count
+    if nodes > limits.max_nodes:
+        raise LimitExceeded(
+            LimitReason.TOO_COMPLEX, f"{nodes} syntax nodes, over {limits.max_nodes}"
+        )
+    return tree
+
+
+def _parse_until(
+    parser: tree_sitter.Parser, source: bytes, old_tree: tree_sitter.Tree | None, deadline: float
+) -> tree_sitter.Tree | None:
+    """The tree, or None when parsing was still going at `deadline` (monotonic seconds).
+
+    tree-sitter 0.26 bounds a parse only through a progress callback, which its Python binding
+    takes only when the source comes from a read callback; a halted parse raises ValueError and
+    would resume on the parser's next call unless the parser is reset."""
+
+    def read(offset: int, _point: tree_sitter.Point) -> bytes:
+        return source[offset : offset + _READ_CHUNK]
+
+    def halt(_offset: int, _has_error: bool) -> bool:
+        return time.monotonic() > deadline
+
+    try:
+        if old_tree is None:  # the binding takes a Tree or no argument, not None
+            return parser.parse(read, progress_callback=halt)
+        return parser.parse(read, old_tree, progress_callback=halt)
+    except ValueError:
+        parser.reset()
+        return None
 
 
 def compile_query(language: Language, text: str) -> tree_sitter.Query:
