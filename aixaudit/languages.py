@@ -108,10 +108,17 @@ class LimitReason(StrEnum):
 class ParseLimits:
     """What one file may cost, so that a hostile or generated file cannot stall an unattended
     audit or swell its memory: parse time, and syntax nodes (the query's work and the number
-    of candidate spans grow with them)."""
+    of candidate spans grow with them).
+
+    The time limit applies to files of TIMED_PARSE_MIN_BYTES and more: a timed parse costs
+    about 1 s per MB more (see `_parse_until`), and tree-sitter, which keeps at most a few
+    parse versions, takes milliseconds over anything smaller."""
 
     timeout_s: float = 10.0
     max_nodes: int = 1_000_000  # about 1 per byte at the default file size cap; code has < 0.8
+
+
+TIMED_PARSE_MIN_BYTES = 64 * 1024
 
 
 class LimitExceeded(Exception):
@@ -121,9 +128,6 @@ class LimitExceeded(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-
-
-_READ_CHUNK = 64 * 1024  # bytes handed to the parser per read: bounded copies, few calls
 
 
 def parse(
@@ -137,11 +141,18 @@ def parse(
     `old_tree` (already edited to match `source`), an incremental re-parse. With `limits`,
     LimitExceeded when the parse takes longer or the tree has more nodes than they allow."""
     parser = _parser(language.name)
+    if limits is not None and len(source) >= TIMED_PARSE_MIN_BYTES:
+        deadline = time.monotonic() + limits.timeout_s
+        timed = _parse_until(parser, source, old_tree, deadline)
+        if timed is None:
+            raise LimitExceeded(
+                LimitReason.PARSE_TIMEOUT, f"parsing took over {limits.timeout_s:g} s"
+            )
+        tree = timed
+    else:
+        tree = parser.parse(source) if old_tree is None else parser.parse(source, old_tree)
     if limits is None:
-        return parser.parse(source) if old_tree is None else parser.parse(source, old_tree)
-    tree = _parse_until(parser, source, old_tree, time.monotonic() + limits.timeout_s)
-    if tree is None:
-        raise LimitExceeded(LimitReason.PARSE_TIMEOUT, f"parsing took over {limits.timeout_s:g} s")
+        return tree
     nodes = tree.root_node.descendant_count
     if nodes > limits.max_nodes:
         raise LimitExceeded(
@@ -157,10 +168,13 @@ def _parse_until(
 
     tree-sitter 0.26 bounds a parse only through a progress callback, which its Python binding
     takes only when the source comes from a read callback; a halted parse raises ValueError and
-    would resume on the parser's next call unless the parser is reset."""
+    would resume on the parser's next call unless the parser is reset. The binding (0.26.1)
+    never releases what the read callback returns, so it returns one byte at a time: CPython
+    keeps single bytes (and b"") as shared objects, which nothing can leak. That costs about
+    1 s per MB (4x a plain parse), inside the time limit."""
 
     def read(offset: int, _point: tree_sitter.Point) -> bytes:
-        return source[offset : offset + _READ_CHUNK]
+        return source[offset : offset + 1]
 
     def halt(_offset: int, _has_error: bool) -> bool:
         return time.monotonic() > deadline

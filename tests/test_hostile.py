@@ -95,7 +95,7 @@ def test_files_over_parse_limits_are_skipped_and_the_rest_planned(
     engine: Engine, tmp_path: Path
 ) -> None:
     (tmp_path / "small.py").write_text(source_text(".py", 1))
-    (tmp_path / "nested.js").write_text(nested_ifs(3000))  # about 27,000 syntax nodes
+    (tmp_path / "nested.js").write_text(nested_ifs(8000))  # 88 KB, about 72,000 syntax nodes
 
     files = _files(engine, _plan(engine, tmp_path, AuditOptions(max_nodes=10_000)))
     assert files["small.py"].skip_reason is None

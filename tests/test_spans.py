@@ -9,7 +9,14 @@ from dataclasses import dataclass
 import pytest
 
 from aixaudit.errors import ConfigError
-from aixaudit.languages import LimitExceeded, LimitReason, ParseLimits, get_language, parse
+from aixaudit.languages import (
+    TIMED_PARSE_MIN_BYTES,
+    LimitExceeded,
+    LimitReason,
+    ParseLimits,
+    get_language,
+    parse,
+)
 from aixaudit.spans import SamplingPolicy, Span, SpanKind, find_spans, point_rank, sample_spans
 
 K = SpanKind
@@ -607,7 +614,8 @@ def test_a_file_over_the_node_limit_is_too_complex() -> None:
 
 def test_a_parse_over_time_is_stopped_and_the_parser_starts_afresh() -> None:
     language = get_language("javascript")
-    source = NESTED["javascript"](5_000).encode()
+    source = NESTED["javascript"](8_000).encode()
+    assert len(source) >= TIMED_PARSE_MIN_BYTES
     with pytest.raises(LimitExceeded) as limit:
         find_spans(language, source, limits=ParseLimits(timeout_s=1e-9))
     assert limit.value.reason is LimitReason.PARSE_TIMEOUT
@@ -617,3 +625,21 @@ def test_a_parse_over_time_is_stopped_and_the_parser_starts_afresh() -> None:
         parse(language, other, limits=ParseLimits()).root_node
     )
     assert find_spans(language, other, limits=ParseLimits()) == find_spans(language, other)
+    # Below the timed size a parse is never stopped (tree-sitter takes milliseconds on it).
+    assert find_spans(language, other, limits=ParseLimits(timeout_s=1e-9))
+
+
+def test_timed_parses_give_the_same_tree_and_keep_no_memory() -> None:
+    language = get_language("python")
+    big = (PYTHON * (TIMED_PARSE_MIN_BYTES // len(PY) + 1)).encode()
+    assert str(parse(language, big, limits=ParseLimits()).root_node) == str(
+        parse(language, big).root_node
+    )
+    tracemalloc.start()
+    try:
+        for i in range(4):
+            parse(language, big + f"x = {i}\n".encode(), limits=ParseLimits())  # a new object
+        retained = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert retained < len(big)  # the binding would keep every source it was handed: 4x
