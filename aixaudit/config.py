@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
@@ -20,6 +22,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None  # None: SQLite file in data_dir
+    # The only directories whose local paths (and file:// URLs) the API and the workers may
+    # audit, separated by ':' (or a JSON list); none by default. The CLI audits any path.
+    allowed_roots: Annotated[list[Path], NoDecode] = []
 
     # Triton. No URL: `aixaudit audit` starts the bundled CPU server itself.
     triton_url: str | None = None
@@ -48,6 +53,15 @@ class Settings(BaseSettings):
     # What the served model is, e.g. its engine build; results are reused only under the same
     # identity. Default: the model name at the Triton URL.
     model_identity: str | None = None
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (
+                json.loads(value) if value.startswith("[") else [v for v in value.split(":") if v]
+            )
+        return value
 
     @property
     def visibility_timeout_s(self) -> int:

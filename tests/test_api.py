@@ -178,6 +178,7 @@ def api_process(*, db_url: str, home: Path, broker_url: str, key_prefix: str) ->
         "AIXAUDIT_BROKER_URL": broker_url,
         "AIXAUDIT_RESULT_BACKEND": REDIS_URL,
         "AIXAUDIT_CELERY_KEY_PREFIX": key_prefix,
+        "AIXAUDIT_ALLOWED_ROOTS": "/srv",  # the local paths the tests post lie there
     }
     port = free_port()
     log_path = home / "api.log"
@@ -455,6 +456,10 @@ def test_bad_input_is_422_naming_the_field(server: Server) -> None:
     bad_bodies: list[tuple[Any, str]] = [
         ({}, "location"),
         ({"location": "relative/path"}, "location must be a git URL or an absolute path"),
+        ({"location": "/etc"}, "/etc is outside the directories this service may audit"),
+        ({"location": "/srv/../etc"}, "is outside the directories this service may audit"),
+        ({"location": "file:///etc"}, "is outside the directories this service may audit"),
+        ({"location": "--upload-pack=touch /tmp/x #.git", "ref": "."}, "location must be"),
         ({"location": "/srv/repo", "options": {"profile": "nope"}}, "Unknown model profile"),
         ({"location": "/srv/repo", "options": {"max_points": 0}}, "greater than or equal to 1"),
         ({"location": "/srv/repo", "options": {"colour": "red"}}, "Extra inputs"),

@@ -2,13 +2,31 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine, select
 
+from aixaudit import audit, cli, sources
+from aixaudit.config import get_settings
 from aixaudit.errors import SourceError
-from aixaudit.sources import SkipReason, SourceFile, checkout, is_git_url, read_text, scan
+from aixaudit.scoring import AcceptanceRule
+from aixaudit.sources import (
+    SkipReason,
+    SourceFile,
+    check_location,
+    checkout,
+    is_git_url,
+    read_text,
+    scan,
+)
+from aixaudit.store.db import session_factory
+from aixaudit.store.tables import File
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",
@@ -75,7 +93,7 @@ def by_path(files: list[SourceFile]) -> dict[str, SourceFile]:
 def test_scan_records_each_skip_reason(repo: Path) -> None:
     files = by_path(scan(repo, max_bytes=1500))
     expected = {
-        "blob.py": (SkipReason.BINARY, None),
+        "blob.py": (SkipReason.BINARY, "NUL byte at offset 6"),
         "latin.py": (SkipReason.NOT_UTF8, "invalid byte at offset 11"),  # "name = 'caf" is 11 bytes
         "big.py": (SkipReason.TOO_LARGE, "over 1500 bytes"),
         "app.min.js": (SkipReason.MINIFIED, "a line of 1040 chars"),
@@ -89,6 +107,8 @@ def test_scan_records_each_skip_reason(repo: Path) -> None:
         "pkg/keep.log": (SkipReason.UNSUPPORTED_LANGUAGE, ".log"),
         "passwd.c": (SkipReason.SYMLINK_OUTSIDE, "/etc/passwd"),
         "escape.py": (SkipReason.SYMLINK_OUTSIDE, str(repo.parent / "elsewhere.py")),
+        "dangling.py": (SkipReason.DANGLING_SYMLINK, "missing.py"),
+        "pkg/loop": (SkipReason.SYMLINK_DIRECTORY, ".."),
     }
     for path, (reason, detail) in expected.items():
         assert (files[path].skip_reason, files[path].detail) == (reason, detail), path
@@ -98,11 +118,11 @@ def test_scan_records_each_skip_reason(repo: Path) -> None:
     assert list(files) == sorted(files)
 
 
-def test_scan_leaves_out_ignored_git_and_non_files(repo: Path) -> None:
+def test_scan_leaves_out_ignored_and_git(repo: Path) -> None:
     paths = {f.path for f in scan(repo)}
-    for absent in ("debug.log", "out/a.py", "pkg/secret.py", ".git/config", "dangling.py"):
+    for absent in ("debug.log", "out/a.py", "pkg/secret.py", ".git/config"):
         assert absent not in paths
-    assert not any(p.startswith("pkg/loop") for p in paths)
+    assert not any(p.startswith("pkg/loop/") for p in paths)
 
 
 def test_audited_file_metadata_and_read_text(repo: Path) -> None:
@@ -144,7 +164,9 @@ def test_scan_missing_root_is_a_source_error(tmp_path: Path) -> None:
         ("ssh://git@host/r.git", True),
         ("git@host:o/r.git", True),
         ("file:///srv/r", True),
-        ("/srv/r.git", True),
+        ("/srv/r.git", False),  # a local path to a repository
+        ("ext::sh -c touch% /tmp/x", False),
+        ("--upload-pack=touch /tmp/x #.git", False),
         ("/srv/r", False),
         ("./src", False),
     ],
@@ -251,6 +273,300 @@ def test_checkout_errors_name_location_and_ref(upstream: dict[str, str], tmp_pat
 
 def test_checkout_masks_http_credentials(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as err:
-        checkout("http://user:s3cret@127.0.0.1:9/r.git", ref=None, cache_dir=tmp_path)
+        checkout("https://user:s3cret@127.0.0.1:9/r.git", ref=None, cache_dir=tmp_path)
     assert "s3cret" not in str(err.value)
-    assert "http://***@127.0.0.1:9/r.git" in str(err.value)
+    assert "https://***@127.0.0.1:9/r.git" in str(err.value)
+
+
+# --- nothing runs from input --------------------------------------------------------------
+
+
+def one_sentence(message: str) -> bool:
+    return "\n" not in message and message.endswith(".")
+
+
+def test_injections_are_refused_before_git_runs(upstream: dict[str, str], tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    cache = tmp_path / "cache"
+    refused = [
+        (f"--upload-pack=touch {marker} #.git", ".", "starts with '-'"),  # the reported exploit
+        (f"-c core.sshCommand=touch {marker}", None, "starts with '-'"),
+        (f"ext::sh -c touch% {marker}", None, "transport helper"),
+        ("fd::3", None, "transport helper"),
+        (f"git://127.0.0.1:9/r{marker}", None, "uses git://"),
+        ("http://127.0.0.1:9/r.git", None, "uses http://"),
+        (f"git@-oProxyCommand=touch {marker}:r", None, "neither a directory nor a git URL"),
+        (f"/srv/r.git\n--upload-pack=touch {marker}", None, "control character"),
+        (upstream["url"], f"--upload-pack=touch {marker}", "not a valid git ref"),
+        (upstream["url"], "-b", "not a valid git ref"),
+        (upstream["url"], "main:refs/heads/x", "not a valid git ref"),
+        (f"file://evil.example{upstream['path']}", None, "names another host"),
+    ]
+    for location, ref, message in refused:
+        with pytest.raises(SourceError, match=message) as err:
+            checkout(location, ref=ref, cache_dir=cache)
+        assert one_sentence(str(err.value)), str(err.value)
+    assert not marker.exists()
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_an_option_as_ssh_host_is_blocked_by_git(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    with pytest.raises(SourceError, match="strange hostname") as err:
+        checkout(f"ssh://-oProxyCommand=touch%20{marker}/r", ref=None, cache_dir=tmp_path)
+    assert "\n" not in str(err.value)
+    assert not marker.exists()
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> tuple[Path, Path]:
+    """A repository whose own config would run a command from git status, any hook, ssh and
+    upload-pack; and the marker file each of those commands creates."""
+    repo, marker = tmp_path / "hostile", tmp_path / "pwned"
+    repo.mkdir()
+    git("init", "--quiet", "-b", "main", cwd=repo)
+    write(repo, "a.py", "x = 1\n")
+    git("add", ".", cwd=repo)
+    git("commit", "--quiet", "-m", "one", cwd=repo)
+    hooks = write(tmp_path, "hooks/post-checkout", f"#!/bin/sh\ntouch {marker}\n").parent
+    for name in ("post-index-change", "reference-transaction", "pre-auto-gc", "post-merge"):
+        (hooks / name).write_text((hooks / "post-checkout").read_text())
+    for hook in hooks.iterdir():
+        hook.chmod(0o755)
+    command = f"touch {marker}; false"
+    for key, value in [
+        ("core.fsmonitor", command),
+        ("core.hooksPath", str(hooks)),
+        ("core.sshCommand", command),
+        ("core.askPass", command),
+        ("credential.helper", f"!{command}"),
+        ("uploadpack.packObjectsHook", command),
+        ("core.alternateRefsCommand", command),
+    ]:
+        git("config", key, value, cwd=repo)
+    return repo, marker
+
+
+def test_hostile_repository_config_runs_no_command(
+    hostile: tuple[Path, Path], tmp_path: Path
+) -> None:
+    repo, marker = hostile
+    local = checkout(str(repo), ref=None, cache_dir=tmp_path / "cache")
+    assert local.commit == git("rev-parse", "HEAD", cwd=repo)
+    cloned = checkout(f"file://{repo}", ref="main", cache_dir=tmp_path / "cache")
+    assert (cloned.root / "a.py").read_text() == "x = 1\n"
+    by_sha = checkout(f"file://{repo}", ref=local.commit, cache_dir=tmp_path / "c2")
+    assert by_sha.commit == local.commit
+    again = checkout(f"file://{repo}", ref="main", cache_dir=tmp_path / "cache")  # a fetch
+    assert again.commit == local.commit
+    # git status reads the index: plain git runs core.fsmonitor and the hooks; ours neither.
+    sources._Git(allow_file=False)(["status"], cwd=repo)
+    assert not marker.exists()
+    subprocess.run(["git", "status"], cwd=repo, capture_output=True, check=False)
+    assert marker.exists()  # the repository really is hostile
+
+
+# --- allowed roots ------------------------------------------------------------------------
+
+
+def test_locations_outside_allowed_roots_are_refused(tmp_path: Path) -> None:
+    roots = [tmp_path / "allowed"]
+    inside = write(tmp_path, "allowed/repo/a.py", "x = 1\n").parent
+    (inside / "out").symlink_to(tmp_path)  # a link inside a root that leads out of it
+    (tmp_path / "alias").symlink_to(inside)  # a link outside that leads into it
+    for ok in (str(inside), f"file://{inside}", str(tmp_path / "alias"), "https://h/r.git"):
+        check_location(ok, roots)
+    for bad in (
+        "/etc",
+        f"{inside}/../..",
+        str(inside / "out"),
+        f"file://{tmp_path}",
+        "file:///etc",
+        f"file://localhost{tmp_path}/allowed/../x",
+    ):
+        with pytest.raises(SourceError, match="outside the directories") as err:
+            check_location(bad, roots)
+        assert one_sentence(str(err.value))
+    with pytest.raises(SourceError, match="outside the directories"):
+        check_location(str(inside), [])  # the default: no local path at all
+    check_location("/etc", None)  # the CLI: any path
+
+
+def test_git_metadata_cannot_lead_out_of_allowed_roots(
+    upstream: dict[str, str], tmp_path: Path
+) -> None:
+    """A repository under a root whose .git file, or whose object alternates, name a
+    repository outside it would have git read (and serve) that repository."""
+    roots = [tmp_path / "allowed"]
+    outside = Path(upstream["path"])
+    linked = write(tmp_path, "allowed/linked/.git", f"gitdir: {outside}/.git\n").parent
+    borrowed = tmp_path / "allowed" / "borrowed.git"
+    git("init", "--quiet", "--bare", str(borrowed), cwd=tmp_path)
+    write(borrowed, "objects/info/alternates", f"{outside}/.git/objects\n")
+    plain = tmp_path / "allowed" / "plain.git"
+    git("init", "--quiet", "--bare", str(plain), cwd=tmp_path)
+    check_location(f"file://{plain}", roots)
+    for location in (str(linked), f"file://{linked}", str(borrowed), f"file://{borrowed}"):
+        with pytest.raises(SourceError, match="outside the directories"):
+            check_location(location, roots)
+
+
+def test_checkout_clones_file_urls_only_under_allowed_roots(
+    upstream: dict[str, str], tmp_path: Path
+) -> None:
+    allowed = [Path(upstream["path"]).parent]
+    cloned = checkout(upstream["url"], ref="main", cache_dir=tmp_path / "c", allowed_roots=allowed)
+    assert cloned.commit == upstream["second"]
+    with pytest.raises(SourceError, match="outside the directories"):
+        checkout(upstream["url"], ref="main", cache_dir=tmp_path / "c", allowed_roots=[])
+    with pytest.raises(SourceError, match="outside the directories"):
+        checkout(upstream["path"], ref=None, cache_dir=tmp_path / "c", allowed_roots=[])
+
+
+def test_local_bare_repository_is_cloned(upstream: dict[str, str], tmp_path: Path) -> None:
+    bare = tmp_path / "r.git"
+    git("clone", "--quiet", "--bare", upstream["path"], str(bare), cwd=tmp_path)
+    assert not is_git_url(str(bare))
+    result = checkout(str(bare), ref="v1", cache_dir=tmp_path / "cache")
+    assert result.commit == upstream["first"]
+    assert result.root.parent == tmp_path / "cache"
+
+
+# --- a scan that never crashes ------------------------------------------------------------
+
+
+@pytest.fixture
+def odd(tmp_path: Path) -> Path:
+    """A tree with every kind of entry a scan must record without reading or crashing."""
+    root = tmp_path / "odd"
+    write(root, ".gitignore", "[z-a]\n\\\nb\\\n[unclosed\n*.log\n")
+    write(root, "z", "ignored\n")  # git: [z-a] matches "z" (and only it)
+    write(root, "a.py", "kept = 1\n")
+    write(root, "x.log", "ignored\n")
+    write(root, os.fsdecode(b"bad\xff.py"), "x = 1\n")
+    write(root, "bad\\xff.py", "x = 1\n")  # a real name equal to the one above, written out
+    write(root, os.fsdecode(b"dir\xfe/in.py"), "x = 1\n")
+    write(root, "late_nul.py", b"x = 1\n" * 2000 + b"\0")  # the NUL after the first 8 KB
+    os.mkfifo(root / "pipe.py")
+    (root / "to_pipe.py").symlink_to("pipe.py")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(root / "sock.py"))
+    (root / "dangling.py").symlink_to("missing.py")
+    (root / "loop1.py").symlink_to("loop2.py")
+    (root / "loop2.py").symlink_to("loop1.py")
+    (root / "self.py").symlink_to("self.py")
+    write(root, "gone.py", "x = 1\n")  # removed between listing and reading, see `vanishing`
+    return root
+
+
+@pytest.fixture
+def vanishing(odd: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The scan's own listing, with gone.py deleted right after it is listed."""
+    walk = sources._walk
+
+    def listing_then_delete(*args: object) -> Iterator[tuple[str, OSError | None]]:
+        for rel, error in walk(*args):  # type: ignore[arg-type]
+            if rel == "gone.py":
+                (odd / rel).unlink()
+            yield rel, error
+
+    monkeypatch.setattr(sources, "_walk", listing_then_delete)
+    yield odd
+
+
+@pytest.mark.timeout(60)  # opening the FIFO would block forever
+def test_scan_records_a_reason_for_every_odd_entry(vanishing: Path) -> None:
+    files = by_path(scan(vanishing))
+    expected = {
+        "a.py": (None, None),
+        "bad\\xff.py": (None, None),
+        "bad\\xff.py~": (SkipReason.NAME_NOT_UTF8, "the name is not valid UTF-8"),
+        "dir\\xfe/in.py": (SkipReason.NAME_NOT_UTF8, "the name is not valid UTF-8"),
+        "late_nul.py": (SkipReason.BINARY, "NUL byte at offset 12000"),
+        "pipe.py": (SkipReason.SPECIAL_FILE, "fifo"),
+        "to_pipe.py": (SkipReason.SPECIAL_FILE, "fifo"),
+        "sock.py": (SkipReason.SPECIAL_FILE, "socket"),
+        "dangling.py": (SkipReason.DANGLING_SYMLINK, "missing.py"),
+        "loop1.py": (SkipReason.SYMLINK_LOOP, "loop2.py"),
+        "loop2.py": (SkipReason.SYMLINK_LOOP, "loop1.py"),
+        "self.py": (SkipReason.SYMLINK_LOOP, "self.py"),
+        "gone.py": (SkipReason.VANISHED, "removed while the scan ran"),
+        ".gitignore": (SkipReason.UNSUPPORTED_LANGUAGE, None),
+    }
+    assert {path: (f.skip_reason, f.detail) for path, f in files.items()} == expected
+
+
+def test_gitignore_lines_git_tolerates_match_as_in_git(odd: Path) -> None:
+    names = ("z", "a", "x.log", "\\", "b\\", "[unclosed", "y", "[z-a]")
+    for name in names:
+        write(odd, name, "x\n")
+    listed = {f.path for f in scan(odd)}
+    git("init", "--quiet", cwd=odd)
+    untracked = subprocess.run(
+        ["git", "ls-files", "-z", "--others", "--exclude-standard"],
+        cwd=odd,
+        capture_output=True,
+        check=True,
+    ).stdout
+    kept = {os.fsdecode(name) for name in untracked.split(b"\0")}
+    assert "z" not in kept and "a" in kept  # what git itself makes of these lines
+    assert {name for name in names if name in listed} == {name for name in names if name in kept}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file whatever its mode")
+def test_scan_records_unreadable_files_and_directories(tmp_path: Path) -> None:
+    write(tmp_path, "secret.py", "x = 1\n").chmod(0)
+    write(tmp_path, "closed/a.py", "x = 1\n")
+    (tmp_path / "closed").chmod(0)
+    try:
+        files = by_path(scan(tmp_path))
+    finally:
+        (tmp_path / "closed").chmod(0o755)
+    assert files["secret.py"].skip_reason == SkipReason.UNREADABLE
+    assert (files["closed"].skip_reason, files["closed"].detail) == (
+        SkipReason.UNREADABLE,
+        "directory: Permission denied",
+    )
+
+
+def test_scan_never_opens_a_device(tmp_path: Path) -> None:
+    try:
+        os.mknod(tmp_path / "null.py", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("no permission to make a device node")
+    [file] = scan(tmp_path)
+    assert (file.skip_reason, file.detail) == (SkipReason.SPECIAL_FILE, "character device")
+
+
+@pytest.mark.timeout(120)
+def test_plan_run_stores_every_odd_entry(vanishing: Path, engine: Engine) -> None:
+    sessions = session_factory(engine)
+    result = checkout(str(vanishing), ref=None, cache_dir=vanishing.parent / "cache")
+    run_id = audit.plan_run(
+        sessions, checkout=result, options=audit.AuditOptions(), rule=AcceptanceRule()
+    )
+    with sessions() as session:
+        rows = session.execute(
+            select(File.path, File.sha256, File.skip_reason).where(File.run_id == run_id)
+        ).all()
+    stored = {path: reason for path, sha, reason in rows if (sha is None) != (reason is None)}
+    assert len(stored) == len(rows) == 14
+    assert stored["bad\\xff.py~"] == "name_not_utf8"
+    assert stored["late_nul.py"] == "binary"
+    assert stored["a.py"] is None
+
+
+def test_a_schedule_of_a_local_path_outside_allowed_roots_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers run schedules, so the CLI refuses one they would refuse, when it is added."""
+    monkeypatch.setenv("AIXAUDIT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("AIXAUDIT_ALLOWED_ROOTS", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli.main, ["schedule", "add", str(tmp_path)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "is outside the directories this service may audit" in result.output
+    assert not (tmp_path / "data").exists()  # refused before anything was stored

@@ -108,6 +108,7 @@ def env(
         "AIXAUDIT_CHUNK_SIZE": "2",
         "AIXAUDIT_MAX_IN_FLIGHT": "2",
         "AIXAUDIT_SCHEDULE_CHECK_S": "0.5",
+        "AIXAUDIT_ALLOWED_ROOTS": str(tmp_path),  # workers audit the local repositories there
     }
 
 

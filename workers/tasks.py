@@ -104,7 +104,9 @@ def plan_audit(
     settings = get_settings()
     sessions = context.sessions()
     with _checkout_lock(settings.repos_dir, location):
-        checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
+        checkout = sources.checkout(
+            location, ref=ref, cache_dir=settings.repos_dir, allowed_roots=settings.allowed_roots
+        )
         run_id = history.plan_tracked_run(
             sessions,
             checkout=checkout,

@@ -35,6 +35,7 @@ def schedule_add_command(location: str, ref: str | None, at: str, **choices: Any
     """
     settings = get_settings()
     options, rule = audit_request(settings, choices)
+    sources.check_location(location, settings.allowed_roots)  # the workers will check it out
     origin = location if sources.is_git_url(location) else str(Path(location).resolve())
     with sessions_for(settings).begin() as session:
         schedule = schedules.add_schedule(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from aixaudit.audit import default_profile
+from aixaudit.errors import SourceError
+from aixaudit.sources import check_location
 from aixaudit.store import control, history, queries, reports, suggestions, trends
 from api.deps import SessionDep, SessionsDep, SettingsDep
 from api.schemas import (
@@ -81,7 +83,12 @@ def start_audit(
     body: AuditRequest, settings: SettingsDep, request: Request, response: Response
 ) -> AuditQueued:
     """Enqueue a distributed audit: a worker checks the repository out, plans the run and
-    enqueues its points. The task's result (GET the task_url) is the run id."""
+    enqueues its points. The task's result (GET the task_url) is the run id. A local path or
+    file:// URL must lie under AIXAUDIT_ALLOWED_ROOTS (422 otherwise)."""
+    try:
+        check_location(body.location, settings.allowed_roots)
+    except SourceError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(err)) from None
     options = body.options
     if "profile" not in options.model_fields_set:
         profile = default_profile(configured_server=bool(settings.triton_url))
