@@ -44,7 +44,6 @@ Progress = Callable[[int, int], None]  # (points answered so far, points to answ
 RESULT_BATCH = 16  # results per database write: few transactions, little lost on a crash
 PLAN_BATCH_FILES = 500  # file rows per insert while planning
 PLAN_BATCH_CHARS = 8_000_000  # file texts held while planning before they are written
-UNREADABLE = "unreadable"  # skip reason: the file vanished or changed between scan and read
 OFFLOAD_MIN_POINTS = 64  # fewer points are scored faster than worker processes start
 
 
@@ -224,7 +223,8 @@ def _plan_file(root: Path, file: sources.SourceFile, options: AuditOptions) -> _
     except LimitExceeded as limit:
         return _PlannedFile(_skipped(row, limit.reason, limit.detail), None, [])
     except SourceError as error:
-        return _PlannedFile(_skipped(row, UNREADABLE, str(error)), None, [])
+        # Gone or changed since the scan: what would be audited is not what was scanned.
+        return _PlannedFile(_skipped(row, sources.SkipReason.UNREADABLE, str(error)), None, [])
     picked = sample_spans(spans, source=source, policy=options.sampling(), content_hash=file.sha256)
     points = [
         PlannedPoint(
