@@ -39,3 +39,4 @@ bench: setup
 	$(BIN)/python benchmarks/extract.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/workers.py
+	$(BIN)/python benchmarks/faults.py

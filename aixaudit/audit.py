@@ -2,25 +2,28 @@
 
 The three steps are separate so that the CLI runs them in one process and the Celery workers
 run them as tasks: `plan_run` stores every point (and the text of every audited file) before
-any request is sent, `complete_points` answers any subset of a run's points and may run many
-times (resume, retries, several workers), `finish_run` decides the run's final status.
+any request is sent, streaming the files so that its memory does not grow with their number,
+`complete_points` answers any subset of a run's points and may run many times (resume,
+retries, several workers), `finish_run` decides the run's final status.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from operator import attrgetter
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import sources
-from .errors import AixauditError
+from .errors import AixauditError, SourceError
 from .inference import Completion, CompletionRequest, TritonCompleter
-from .languages import Language, get_language
+from .languages import Language, LimitExceeded, ParseLimits, get_language
 from .offload import Offload, available_cores
 from .postprocess import parses_after_insert, trim_completion
 from .prompts import Prompt, build_prompt, get_profile
@@ -39,6 +42,8 @@ from .tokens import TokenCounter
 Progress = Callable[[int, int], None]  # (points answered so far, points to answer)
 
 RESULT_BATCH = 16  # results per database write: few transactions, little lost on a crash
+PLAN_BATCH_FILES = 500  # file rows per insert while planning
+PLAN_BATCH_CHARS = 8_000_000  # file texts held while planning before they are written
 OFFLOAD_MIN_POINTS = 64  # fewer points are scored faster than worker processes start
 
 
@@ -57,6 +62,12 @@ class AuditOptions(BaseModel):
     max_new_tokens: int = Field(32, ge=1)
     prompt_budget: int = Field(768, ge=16)
     max_file_bytes: int = Field(1_000_000, ge=1)
+    # A file over either is skipped (parse_timeout, too_complex) rather than stalling the run.
+    parse_timeout_s: float = Field(10.0, gt=0)
+    max_nodes: int = Field(1_000_000, ge=1)
+
+    def limits(self) -> ParseLimits:
+        return ParseLimits(timeout_s=self.parse_timeout_s, max_nodes=self.max_nodes)
 
     def sampling(self) -> SamplingPolicy:
         return SamplingPolicy(
@@ -80,11 +91,22 @@ class PlannedPoint:
     content_hash: str
     span: Span
     rank: str
+    original: str  # the span's text, sliced from the file once the span was picked
 
     @property
     def key(self) -> str:
         span = self.span
         return f"{self.file_path}:{span.start_byte}-{span.end_byte}:{span.kind.value}"
+
+
+@dataclass(frozen=True)
+class _PlannedFile:
+    """One scanned file as planning leaves it: its File row, its text when it is audited, and
+    the points sampled from it."""
+
+    row: dict[str, Any]
+    text: str | None
+    points: list[PlannedPoint]
 
 
 def plan_run(
@@ -96,12 +118,15 @@ def plan_run(
     plan_key: str | None = None,
 ) -> int:
     """Scan the checkout, pick the points and store run, files, texts and points; returns the
-    run id. Nothing is asked of the model yet. All of it lands in one transaction, recorded
-    under `plan_key` when given (a key already taken raises IntegrityError)."""
+    run id. Nothing is asked of the model yet.
+
+    All of it lands in one transaction (a plan interrupted midway leaves nothing behind),
+    recorded under `plan_key` when given (a key already taken raises IntegrityError), but the
+    files stream through it: each is read, parsed and sampled on its own, rows and texts are
+    written in batches, and only the run cap's best points are held. Memory therefore depends
+    on the largest file and on max_points, not on the number of files."""
     get_profile(options.profile)  # an unknown profile fails before anything is stored
     files = sources.scan(checkout.root, max_bytes=options.max_file_bytes)
-    texts = {f.path: sources.read_text(checkout.root, f) for f in files if f.skip_reason is None}
-    planned = _pick_points(files, texts, options)
     with session_factory.begin() as session:
         repository = queries.get_or_create_repository(
             session, origin=checkout.origin, name=_repository_name(checkout.origin)
@@ -116,23 +141,15 @@ def plan_run(
             acceptance_rule=rule.to_dict(),
             plan_key=plan_key,
         )
-        file_ids = queries.add_files(
-            session,
-            run_id=run.id,
-            files=[
-                {
-                    "path": f.path,
-                    "language": f.language,
-                    "size": f.size,
-                    "sha256": f.sha256,
-                    "skip_reason": f.skip_reason.value if f.skip_reason else None,
-                    "detail": f.detail,
-                }
-                for f in files
-            ],
-        )
-        queries.add_blobs(
-            session, blobs={f.sha256: texts[f.path] for f in files if f.sha256 and f.path in texts}
+        writer = _FileWriter(session, run_id=run.id)
+        candidates = _sampled_points(files, checkout.root, options, writer)
+        # The run cap: the lowest ranks, as sorted(...)[:max_points], in a heap of that size.
+        kept = heapq.nsmallest(options.max_points, candidates, key=attrgetter("rank"))
+        writer.flush()
+        # By file, so that requests of one file go out together (the server reuses its prefix).
+        kept.sort(key=lambda p: (p.file_path, p.span.start_byte, p.span.kind.value))
+        file_ids = queries.file_ids(
+            session, run_id=run.id, paths=sorted({p.file_path for p in kept})
         )
         queries.add_points(
             session,
@@ -147,32 +164,86 @@ def plan_run(
                     "end_byte": p.span.end_byte,
                     "start_line": p.span.start_line,
                     "end_line": p.span.end_line,
-                    "original": p.span.text,
+                    "original": p.original,
                 }
-                for p in planned
+                for p in kept
             ],
         )
-        run.points_total = len(planned)
+        run.points_total = len(kept)
         return run.id
 
 
-def _pick_points(
-    files: Sequence[sources.SourceFile], texts: dict[str, str], options: AuditOptions
-) -> list[PlannedPoint]:
-    """Per-file samples, then the run cap by rank; ordered by file so that requests of one
-    file go out together (the server can reuse its cached prefix)."""
-    policy = options.sampling()
-    candidates: list[PlannedPoint] = []
+class _FileWriter:
+    """File rows and texts of the run being planned, written in batches."""
+
+    def __init__(self, session: Session, *, run_id: int) -> None:
+        self._session, self._run_id = session, run_id
+        self._rows: list[dict[str, Any]] = []
+        self._texts: dict[str, str] = {}  # sha256 -> text
+        self._chars = 0
+
+    def add(self, file: _PlannedFile) -> None:
+        self._rows.append(file.row)
+        if file.text is not None:
+            self._texts[file.row["sha256"]] = file.text
+            self._chars += len(file.text)
+        if len(self._rows) >= PLAN_BATCH_FILES or self._chars >= PLAN_BATCH_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        queries.add_files(self._session, run_id=self._run_id, files=self._rows)
+        queries.add_blobs(self._session, blobs=self._texts)
+        self._rows, self._texts, self._chars = [], {}, 0
+
+
+def _sampled_points(
+    files: Iterable[sources.SourceFile], root: Path, options: AuditOptions, writer: _FileWriter
+) -> Iterator[PlannedPoint]:
+    """Every file's sampled points, one file at a time; each file goes to `writer` first."""
     for file in files:
-        if file.skip_reason is not None or file.language is None or file.sha256 is None:
-            continue
-        source = texts[file.path].encode()
-        spans = find_spans(get_language(file.language), source)
-        for span in sample_spans(spans, policy=policy, content_hash=file.sha256):
-            rank = point_rank(seed=options.seed, content_hash=file.sha256, span=span)
-            candidates.append(PlannedPoint(file.path, file.sha256, span, rank))
-    kept = sorted(candidates, key=lambda p: p.rank)[: options.max_points]
-    return sorted(kept, key=lambda p: (p.file_path, p.span.start_byte, p.span.kind.value))
+        planned = _plan_file(root, file, options)
+        writer.add(planned)
+        yield from planned.points
+
+
+def _plan_file(root: Path, file: sources.SourceFile, options: AuditOptions) -> _PlannedFile:
+    """Read, parse and sample one scanned file. A file that cannot be read as scanned, or that
+    is over a parse limit, is skipped with the reason; it never stops the plan."""
+    row: dict[str, Any] = {
+        "path": file.path,
+        "language": file.language,
+        "size": file.size,
+        "sha256": file.sha256,
+        "skip_reason": file.skip_reason.value if file.skip_reason else None,
+        "detail": file.detail,
+    }
+    if file.skip_reason is not None or file.language is None or file.sha256 is None:
+        return _PlannedFile(row, None, [])
+    try:
+        text = sources.read_text(root, file)
+        source = text.encode()
+        spans = find_spans(get_language(file.language), source, limits=options.limits())
+    except LimitExceeded as limit:
+        return _PlannedFile(_skipped(row, limit.reason, limit.detail), None, [])
+    except SourceError as error:
+        # Gone or changed since the scan: what would be audited is not what was scanned.
+        return _PlannedFile(_skipped(row, sources.SkipReason.UNREADABLE, str(error)), None, [])
+    picked = sample_spans(spans, source=source, policy=options.sampling(), content_hash=file.sha256)
+    points = [
+        PlannedPoint(
+            file.path,
+            file.sha256,
+            span,
+            point_rank(seed=options.seed, content_hash=file.sha256, span=span),
+            span.text_in(source),
+        )
+        for span in picked
+    ]
+    return _PlannedFile(row, text, points)
+
+
+def _skipped(row: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
+    return row | {"sha256": None, "skip_reason": reason, "detail": detail}
 
 
 def _repository_name(origin: str) -> str:

@@ -6,8 +6,10 @@ This module is the only one that touches tree-sitter's API directly (it changed 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from pathlib import PurePosixPath
 from typing import Any
@@ -95,13 +97,95 @@ def _parser(name: str) -> tree_sitter.Parser:
     return tree_sitter.Parser(ts_language(name))
 
 
+class LimitReason(StrEnum):
+    """Why a file was too costly to audit; stored as its skip reason."""
+
+    PARSE_TIMEOUT = "parse_timeout"
+    TOO_COMPLEX = "too_complex"
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """What one file may cost, so that a hostile or generated file cannot stall an unattended
+    audit or swell its memory: parse time, and syntax nodes (the query's work and the number
+    of candidate spans grow with them).
+
+    The time limit applies to files of TIMED_PARSE_MIN_BYTES and more: a timed parse costs
+    about 1 s per MB more (see `_parse_until`), and tree-sitter, which keeps at most a few
+    parse versions, takes milliseconds over anything smaller."""
+
+    timeout_s: float = 10.0
+    max_nodes: int = 1_000_000  # about 1 per byte at the default file size cap; code has < 0.8
+
+
+TIMED_PARSE_MIN_BYTES = 64 * 1024
+
+
+class LimitExceeded(Exception):
+    """A file over one of its ParseLimits: skipped with `reason`, never fatal to a run."""
+
+    def __init__(self, reason: LimitReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 def parse(
-    language: Language, source: bytes, *, old_tree: tree_sitter.Tree | None = None
+    language: Language,
+    source: bytes,
+    *,
+    old_tree: tree_sitter.Tree | None = None,
+    limits: ParseLimits | None = None,
 ) -> tree_sitter.Tree:
     """Parse source bytes with the language's grammar (parsers are cached per process); with
-    `old_tree` (already edited to match `source`), an incremental re-parse."""
+    `old_tree` (already edited to match `source`), an incremental re-parse. With `limits`,
+    LimitExceeded when the parse takes longer or the tree has more nodes than they allow."""
     parser = _parser(language.name)
-    return parser.parse(source) if old_tree is None else parser.parse(source, old_tree)
+    if limits is not None and len(source) >= TIMED_PARSE_MIN_BYTES:
+        deadline = time.monotonic() + limits.timeout_s
+        timed = _parse_until(parser, source, old_tree, deadline)
+        if timed is None:
+            raise LimitExceeded(
+                LimitReason.PARSE_TIMEOUT, f"parsing took over {limits.timeout_s:g} s"
+            )
+        tree = timed
+    else:
+        tree = parser.parse(source) if old_tree is None else parser.parse(source, old_tree)
+    if limits is None:
+        return tree
+    nodes = tree.root_node.descendant_count
+    if nodes > limits.max_nodes:
+        raise LimitExceeded(
+            LimitReason.TOO_COMPLEX, f"{nodes} syntax nodes, over {limits.max_nodes}"
+        )
+    return tree
+
+
+def _parse_until(
+    parser: tree_sitter.Parser, source: bytes, old_tree: tree_sitter.Tree | None, deadline: float
+) -> tree_sitter.Tree | None:
+    """The tree, or None when parsing was still going at `deadline` (monotonic seconds).
+
+    tree-sitter 0.26 bounds a parse only through a progress callback, which its Python binding
+    takes only when the source comes from a read callback; a halted parse raises ValueError and
+    would resume on the parser's next call unless the parser is reset. The binding (0.26.1)
+    never releases what the read callback returns, so it returns one byte at a time: CPython
+    keeps single bytes (and b"") as shared objects, which nothing can leak. That costs about
+    1 s per MB (4x a plain parse), inside the time limit."""
+
+    def read(offset: int, _point: tree_sitter.Point) -> bytes:
+        return source[offset : offset + 1]
+
+    def halt(_offset: int, _has_error: bool) -> bool:
+        return time.monotonic() > deadline
+
+    try:
+        if old_tree is None:  # the binding takes a Tree or no argument, not None
+            return parser.parse(read, progress_callback=halt)
+        return parser.parse(read, old_tree, progress_callback=halt)
+    except ValueError:
+        parser.reset()
+        return None
 
 
 def compile_query(language: Language, text: str) -> tree_sitter.Query:
@@ -111,23 +195,3 @@ def compile_query(language: Language, text: str) -> tree_sitter.Query:
 def captures(query: tree_sitter.Query, node: tree_sitter.Node) -> dict[str, list[tree_sitter.Node]]:
     """Capture name -> nodes, for a query run over a subtree."""
     return tree_sitter.QueryCursor(query).captures(node)
-
-
-def error_count(tree: tree_sitter.Tree) -> int:
-    """ERROR and MISSING nodes in a tree: 0 means it parsed cleanly."""
-    count = 0
-    cursor = tree.walk()
-    visited_children = False
-    while True:
-        node = cursor.node
-        if not visited_children:
-            if node is not None and (node.is_error or node.is_missing):
-                count += 1
-            if node is not None and node.has_error and cursor.goto_first_child():
-                continue
-        if cursor.goto_next_sibling():
-            visited_children = False
-        elif cursor.goto_parent():
-            visited_children = True
-        else:
-            return count

@@ -32,13 +32,14 @@ from typing import NamedTuple
 import tree_sitter
 
 from aixaudit.errors import ConfigError
-from aixaudit.languages import Language, captures, compile_query, parse
+from aixaudit.languages import Language, ParseLimits, captures, compile_query, parse
 
 _QUERY_DIR = Path(__file__).parent / "span_queries"
 # Languages whose grammar accepts another language's query text unchanged.
 _SHARED_QUERY = {"typescript": "javascript", "tsx": "javascript"}
 _RUN_LENGTHS = (2, 3, 4)
 _WORD = re.compile(r"\w")
+_MAX_UTF8_BYTES = 4  # per character
 _ORDER = attrgetter("start_byte", "end_byte", "kind")
 
 
@@ -62,8 +63,9 @@ _BLOCK_CAPTURE = "span.block"
 class Span(NamedTuple):
     """One completion point: the bytes a model must fill in, with where they sit.
 
-    A named tuple, not a dataclass: a large file yields tens of thousands of candidates, and
-    building them is most of what extraction adds to parsing."""
+    A named tuple of offsets, not a dataclass and no text: a large file yields tens of
+    thousands of candidates, nested ones overlap (a copy of each one's text grows with the
+    square of the nesting), and only the few that are picked ever need their text."""
 
     kind: SpanKind
     node_type: str
@@ -71,7 +73,10 @@ class Span(NamedTuple):
     end_byte: int
     start_line: int  # 1-based, inclusive
     end_line: int  # 1-based, inclusive
-    text: str  # source[start_byte:end_byte], decoded
+
+    def text_in(self, source: bytes) -> str:
+        """The span's text in the file it was found in, invalid bytes replaced."""
+        return source[self.start_byte : self.end_byte].decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -100,17 +105,20 @@ def span_query(language: Language) -> tree_sitter.Query:
     return compile_query(language, (_QUERY_DIR / f"{name}.scm").read_text(encoding="utf-8"))
 
 
-def find_spans(language: Language, source: bytes) -> list[Span]:
+def find_spans(
+    language: Language, source: bytes, *, limits: ParseLimits | None = None
+) -> list[Span]:
     """Every candidate span of a file, ordered by (start_byte, end_byte, kind), each once.
 
     Parses once and runs the language's one query; no tree outlives the call. A node holding
     an ERROR or MISSING node is no candidate (its original is not a clean syntax unit), and
-    it breaks statement runs. Text is decoded with replacement characters, so a stray invalid
-    byte cannot stop an audit.
+    it breaks statement runs. Memory is linear in the file: spans are offsets (`text_in`
+    decodes one, invalid bytes replaced). With `limits`, a file over them raises
+    languages.LimitExceeded.
     """
-    found = captures(span_query(language), parse(language, source).root_node)
+    found = captures(span_query(language), parse(language, source, limits=limits).root_node)
     spans = [
-        _span(kind, node, node, node.type, source)
+        _span(kind, node, node, node.type)
         for name, nodes in found.items()
         if (kind := _CAPTURE_KINDS.get(name)) is not None
         for node in nodes
@@ -120,7 +128,7 @@ def find_spans(language: Language, source: bytes) -> list[Span]:
     for block in found.get(_BLOCK_CAPTURE, ()):
         if block.named_child_count >= _RUN_LENGTHS[0]:
             spans.extend(
-                _span(SpanKind.STATEMENTS, first, last, node_type, source)
+                _span(SpanKind.STATEMENTS, first, last, node_type)
                 for first, last, node_type in _statement_runs(block, statements)
             )
     # One span per (start_byte, end_byte, kind), should two nodes or patterns share one.
@@ -128,18 +136,14 @@ def find_spans(language: Language, source: bytes) -> list[Span]:
     return [unique[key] for key in sorted(unique)]
 
 
-def _span(
-    kind: SpanKind, first: tree_sitter.Node, last: tree_sitter.Node, node_type: str, source: bytes
-) -> Span:
-    start, end = first.start_byte, last.end_byte
+def _span(kind: SpanKind, first: tree_sitter.Node, last: tree_sitter.Node, node_type: str) -> Span:
     return Span(
         kind,
         node_type,
-        start,
-        end,
+        first.start_byte,
+        last.end_byte,
         first.start_point[0] + 1,
         last.end_point[0] + 1,
-        source[start:end].decode("utf-8", errors="replace"),
     )
 
 
@@ -169,16 +173,24 @@ def _kind_rank(*, seed: int, content_hash: str, kind: SpanKind) -> str:
     return hashlib.sha256(f"{seed}\0{content_hash}\0{kind.value}".encode()).hexdigest()
 
 
-def _eligible(span: Span, policy: SamplingPolicy) -> bool:
-    return (
-        policy.min_chars <= len(span.text) <= policy.max_chars
-        and span.end_line - span.start_line < policy.max_lines
-        and _WORD.search(span.text) is not None
-    )
+def _eligible(span: Span, source: bytes, policy: SamplingPolicy) -> bool:
+    """Within the limits (in characters) and with a word character. A character takes 1 to
+    4 bytes (a replaced invalid byte: 1), so only a span of min_chars to 4 * max_chars bytes
+    can qualify, and only such a span is decoded: the cost stays linear in the file."""
+    size = span.end_byte - span.start_byte
+    if span.end_line - span.start_line >= policy.max_lines or not (
+        policy.min_chars <= size <= _MAX_UTF8_BYTES * policy.max_chars
+    ):
+        return False
+    text = span.text_in(source)
+    return policy.min_chars <= len(text) <= policy.max_chars and _WORD.search(text) is not None
 
 
-def sample_spans(spans: Iterable[Span], *, policy: SamplingPolicy, content_hash: str) -> list[Span]:
-    """Pick up to `policy.per_file` spans, the same ones for the same seed and file content.
+def sample_spans(
+    spans: Iterable[Span], *, source: bytes, policy: SamplingPolicy, content_hash: str
+) -> list[Span]:
+    """Pick up to `policy.per_file` spans of `source`, the same ones for the same seed and
+    file content.
 
     Spans outside the size limits, or with no letter, digit or underscore, are never picked.
     Kinds take turns (in an order drawn from seed and hash) so one file's points cover several
@@ -187,7 +199,7 @@ def sample_spans(spans: Iterable[Span], *, policy: SamplingPolicy, content_hash:
     """
     by_kind: dict[SpanKind, list[Span]] = {}
     for span in spans:
-        if _eligible(span, policy):
+        if _eligible(span, source, policy):
             by_kind.setdefault(span.kind, []).append(span)
     rank = partial(point_rank, seed=policy.seed, content_hash=content_hash)
     kind_rank = partial(_kind_rank, seed=policy.seed, content_hash=content_hash)

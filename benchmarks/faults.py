@@ -1,319 +1,132 @@
-"""Faults mid-run against real processes, counted: for each fault, the points planned, answered,
-lost (no good suggestion) and duplicated (more than one suggestion row), and the final status.
+"""Safe to run unattended: what hostile input and faults cost, against a baseline of the same run.
 
-    tritonserver   SIGKILLed mid-run, restarted on its ports; the local run ends partial, then
-                   `aixaudit resume` answers the rest in process (no worker, no broker)
-    worker         a Celery worker SIGKILLed mid-chunk; `aixaudit resume --local` finishes
-    redis          the broker restarted empty mid-run (queued chunks and the chord are gone);
-                   `aixaudit resume` re-enqueues on the reconnected workers
-    postgresql     the run database's connections terminated (pg_terminate_backend) 5 times
-                   while chunks are answered; the tasks retry, no resume
+One function per section; `main` runs those asked for (all by default). Each measurement runs
+in a fresh child process, so one section's memory or state never colours another's.
 
-Each run audits the same small repository on the fixed-cost model (deterministic answers, a
-known cost per batch) with 2-point chunks. Expected: every run `done`, 0 lost, 0 duplicated.
+- planning_memory: peak RSS of planning generated hostile repositories (tests/hostile.py) of
+  2,500 and 10,000 entries, beside a baseline tree of only its giant files (the same largest
+  files, nearly no count). Planning streams files, so the peak should not grow with the count:
+  target 10,000 / 2,500 <= 1.1.
+- midrun: faults mid-run against real processes (tritonserver, a worker, Redis, PostgreSQL
+  connections), each run counted: planned, answered, lost, duplicated, final status
+  (benchmarks/faults_midrun.py says how). Exits non-zero if a run is not done or a point is
+  lost or duplicated.
 
-    .venv/bin/python benchmarks/faults.py [--files 20]
-
-Needs PostgreSQL at 127.0.0.1:5432 (trust auth, database `test`: a database of its own is made
-and dropped) and redis-server on the PATH (a private one on a free loopback port).
+    .venv/bin/python benchmarks/faults.py [--sections planning_memory] [--entries 2500 10000]
+        [--database-url URL]   (default: a SQLite file per tree in a temporary directory)
+        [--leave-out CATEGORY ...]   (hostile categories written as ordinary sources instead)
+        [--files 20]   (midrun: files audited, 2 points each)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
-import socket
-import subprocess
+import multiprocessing
+import resource
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import psycopg
-import redis
-import tritonclient.http as httpclient
-from psycopg import sql
-from sqlalchemy import create_engine
-from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
 
-from aixaudit import server as server_module
-from aixaudit.config import Settings
-from aixaudit.model_repo import render_fixed_cost
-from aixaudit.server import MODEL_DIR_ENV, LocalTriton
-from aixaudit.store import control
-from aixaudit.store.db import session_factory, upgrade
-from aixaudit.weights import ensure_cpu_model
+from aixaudit import audit, sources
+from aixaudit.scoring import AcceptanceRule
+from aixaudit.store.db import make_engine, upgrade
+from aixaudit.store.tables import File
 
-if TYPE_CHECKING:
-    from workers.local import LocalCelery
-
-HERE = Path(__file__).resolve().parent
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
-AIXAUDIT = Path(sys.executable).with_name("aixaudit")
-UNREACHABLE = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
-SMALL = ["--profile", "l2r", "--per-file", "2", "--max-new-tokens", "4"]
-MODULE = """\
-def total_{i}(values):
-    result = 0
-    for value in values:
-        if value > {i}:
-            result += value
-    return result
+# The generator lives with the tests that use it too; tests/ is no package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from hostile import CATEGORIES, GIANT_EVERY, GIANTS, make_hostile_repo
 
 
-def label_{i}(name, count):
-    return "{{}}: {{}}".format(name, count).upper()
-"""
+def _in_child(function: Callable[..., tuple[float, ...]], *args: object) -> tuple[float, ...]:
+    """`function(*args)` in a fresh interpreter (spawned, so nothing is inherited)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(function, *args).result()
 
 
-@dataclass(frozen=True)
-class Outcome:
-    fault: str
-    tally: control.Tally
-    status: str
-    resumed: bool
+def _plan_peak(root: str, database_url: str) -> tuple[float, float, float, float]:
+    """In the child: plan the tree; (peak RSS MB, seconds, files stored, files skipped)."""
+    engine = make_engine(database_url)
+    checkout = sources.Checkout(root=Path(root), origin=root, commit=None, ref=None)
+    start = time.perf_counter()
+    run_id = audit.plan_run(
+        sessionmaker(engine),
+        checkout=checkout,
+        options=audit.AuditOptions(),
+        rule=AcceptanceRule(),
+    )
+    seconds = time.perf_counter() - start
+    with sessionmaker(engine)() as session:
+        reasons = Counter(session.scalars(select(File.skip_reason).where(File.run_id == run_id)))
+    engine.dispose()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    skipped = sum(n for reason, n in reasons.items() if reason is not None)
+    return peak_mb, seconds, float(sum(reasons.values())), float(skipped)
 
 
-@dataclass
-class Lab:
-    """What every scenario shares: a scratch directory, database, broker and model server."""
-
-    work: Path
-    env: dict[str, str]
-    sessions: sessionmaker[Session]
-    server: LocalTriton
-    model_repo: Path
-    model_env: dict[str, str]
-    repo: Path
-
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
-        done = subprocess.run(
-            [str(AIXAUDIT), *args], env=env or self.env, capture_output=True, text=True,
-            timeout=300, check=True,
-        )  # fmt: skip
-        return done.stdout
-
-    def distributed_run(self) -> int:
-        return int(self.cli("audit", str(self.repo), *SMALL, "--distributed"))
-
-    def worker(self, name: str, env: dict[str, str] | None = None) -> LocalCelery:
-        from workers.local import LocalCelery
-
-        return LocalCelery.worker(name, env=env or self.env, log_dir=self.work / "logs").start()
-
-    def progress(self, run_id: int) -> control.RunProgress:
-        with self.sessions() as session:
-            return control.run_progress(session, run_id=run_id)
-
-    def outcome(self, fault: str, run_id: int, *, resumed: bool) -> Outcome:
-        with self.sessions() as session:
-            tally = control.tally(session, run_id=run_id)
-        return Outcome(fault, tally, self.progress(run_id).status, resumed)
-
-
-def wait_for(condition: Callable[[], Any], *, timeout_s: float = 300.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out waiting for the run")
-        time.sleep(0.02)
-    return value
-
-
-def answered_some(lab: Lab, run_id: int) -> None:
-    wait_for(lambda: lab.progress(run_id).answered >= 2)
-
-
-def tritonserver_killed(lab: Lab) -> Outcome:
-    with LocalTriton(log_dir=lab.work / "logs").start(lab.model_repo, env=lab.model_env) as own:
-        local = lab.env | {
-            "AIXAUDIT_TRITON_URL": f"grpc://{own.grpc_url}",
-            "AIXAUDIT_BROKER_URL": UNREACHABLE,
-            "AIXAUDIT_RESULT_BACKEND": UNREACHABLE,
-            "AIXAUDIT_MAX_RETRIES": "1",
-            "AIXAUDIT_RETRY_BACKOFF_S": "0.05",
-        }
-        audit = subprocess.Popen(
-            [str(AIXAUDIT), "audit", str(lab.repo), *SMALL, "--json"],
-            env=local, text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(lambda: inferences(own) >= 4)
-        ports, pid = own._ports, own.pid
-        assert ports is not None and pid is not None
-        os.killpg(pid, signal.SIGKILL)
-        run_id = json.loads(audit.communicate(timeout=300)[0])["run"]["id"]
-        cut = lab.progress(run_id).status
-        own.stop()
-        free_ports, server_module._free_ports = server_module._free_ports, lambda: ports
-        # the same ports again: clients keep their address
-        try:
-            own.start(lab.model_repo, env=lab.model_env)
-        finally:
-            server_module._free_ports = free_ports
-        lab.cli("resume", str(run_id), env=local)
-    return lab.outcome(f"tritonserver SIGKILL (run {cut}, resumed here)", run_id, resumed=True)
-
-
-def worker_killed(lab: Lab) -> Outcome:
-    doomed = lab.worker("doomed")
-    run_id = lab.distributed_run()
-    answered_some(lab, run_id)
-    doomed.kill()
-    here = lab.env | {"AIXAUDIT_BROKER_URL": UNREACHABLE, "AIXAUDIT_RESULT_BACKEND": UNREACHABLE}
-    lab.cli("resume", str(run_id), "--local", env=here)
-    return lab.outcome("worker SIGKILL (resume --local)", run_id, resumed=True)
-
-
-def redis_restarted(lab: Lab, broker: PrivateRedis) -> Outcome:
-    with lab.worker("w1"), lab.worker("w2"):
-        run_id = lab.distributed_run()
-        answered_some(lab, run_id)
-        broker.restart()
-        lab.cli("resume", str(run_id), "--wait")
-    return lab.outcome("redis restarted empty (resume)", run_id, resumed=True)
-
-
-def postgresql_terminated(lab: Lab, database: str) -> Outcome:
-    with lab.worker("w1"), lab.worker("w2"):
-        run_id = lab.distributed_run()
-        answered_some(lab, run_id)
-        with psycopg.connect(f"{PG_SERVER}/test", autocommit=True) as admin:
-            for _ in range(5):
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (database,),
-                )
-                time.sleep(0.3)
-        wait_for(lambda: lab.progress(run_id).finished)
-    return lab.outcome("postgresql backends terminated x5", run_id, resumed=False)
-
-
-def inferences(server: LocalTriton) -> int:
-    client = httpclient.InferenceServerClient(server.http_url)
-    try:
-        stats = client.get_inference_statistics(model_name="ensemble")["model_stats"][0]
-    finally:
-        client.close()
-    return int(stats["inference_stats"]["success"]["count"])
-
-
-class PrivateRedis:
-    """A redis-server of our own on a free loopback port, without persistence."""
-
-    def __init__(self, directory: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.command = [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(directory),
-        ]  # fmt: skip
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PrivateRedis:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _pings(client), timeout_s=30)
-        client.close()
-        return self
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    name = f"aixaudit_faults_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{PG_SERVER}/test", autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield name
-    finally:
-        with psycopg.connect(f"{PG_SERVER}/test", autocommit=True) as connection:
-            drop = sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
-            connection.execute(drop)
-
-
-def midrun_faults(files: int = 20) -> list[Outcome]:
-    """Run every fault scenario once, print one line per fault, and return the outcomes."""
-    model_dir = ensure_cpu_model(Settings())  # the ensemble's tokenizer
-    model_env = {MODEL_DIR_ENV: str(model_dir)}
-    with tempfile.TemporaryDirectory(prefix="aixaudit-faults-") as tmp, scratch_database() as db:
-        work = Path(tmp)
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+def planning_memory(args: argparse.Namespace, workdir: Path) -> None:
+    print("== planning memory: peak RSS of plan_run on hostile trees (fresh process each)")
+    entries: Sequence[int] = args.entries
+    peaks: dict[int, float] = {}
+    # The baseline holds the giant files (10 MB line, 100k lines, nested ifs) and little else.
+    for count in (len(GIANTS), *entries):
+        root = workdir / f"tree-{count}"
+        made = make_hostile_repo(root, count, leave_out=args.leave_out)
+        url = args.database_url or f"sqlite:///{workdir / f'plan-{count}.db'}"
         upgrade(url)
-        model_repo = render_fixed_cost(work / "model_repo", delay_ms=40)
-        repo = work / "repo"
-        repo.mkdir()
-        for i in range(files):
-            (repo / f"mod{i:02d}.py").write_text(MODULE.format(i=i))
-        broker = PrivateRedis(work).start()
-        engine = create_engine(url, poolclass=NullPool)  # its connections get terminated too
-        try:
-            with LocalTriton(log_dir=work / "logs").start(model_repo, env=model_env) as server:
-                env = {k: v for k, v in os.environ.items() if not k.startswith("AIXAUDIT_")} | {
-                    "AIXAUDIT_DATA_DIR": str(work / "data"),
-                    "AIXAUDIT_DATABASE_URL": url,
-                    "AIXAUDIT_BROKER_URL": broker.url,
-                    "AIXAUDIT_RESULT_BACKEND": broker.url,
-                    "AIXAUDIT_TRITON_URL": f"grpc://{server.grpc_url}",
-                    "AIXAUDIT_CHUNK_SIZE": "2",
-                    "AIXAUDIT_MAX_IN_FLIGHT": "2",
-                }
-                lab = Lab(work, env, session_factory(engine), server, model_repo, model_env, repo)
-                outcomes = [
-                    tritonserver_killed(lab),
-                    worker_killed(lab),
-                    redis_restarted(lab, broker),
-                    postgresql_terminated(lab, db),
-                ]
-        finally:
-            engine.dispose()
-            broker.kill()
-    print(f"{'fault':<48} {'planned':>7} {'answered':>8} {'lost':>4} {'dup':>4}  status")
-    for one in outcomes:
-        t = one.tally
+        peak, seconds, stored, skipped = _in_child(_plan_peak, str(root), url)
+        peaks[count] = peak
+        kinds = sum(1 for paths in made.values() if paths)
         print(
-            f"{one.fault:<48} {t.planned:>7} {t.answered:>8} {t.lost:>4} {t.duplicated:>4}  "
-            f"{one.status}"
+            f"{count:>6} entries ({kinds} kinds, giants every {GIANT_EVERY}): peak RSS "
+            f"{peak:.0f} MB, {stored:.0f} files stored ({skipped:.0f} skipped), {seconds:.1f} s"
         )
-    return outcomes
+    small, large = sorted(entries)[0], sorted(entries)[-1]
+    print(f"ratio {large} / {small} entries: {peaks[large] / peaks[small]:.2f} (target <= 1.1)")
+    baseline = peaks[min(peaks)]
+    print(
+        f"above the giants-only baseline ({baseline:.0f} MB): "
+        + ", ".join(f"{count}: +{peaks[count] - baseline:.0f} MB" for count in entries)
+    )
 
 
-def main() -> None:
-    # benchmarks/workers.py would shadow the `workers` package this imports.
-    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=20, help="files audited (2 points each)")
-    args = parser.parse_args()
-    outcomes = midrun_faults(args.files)
+# Section name -> function(args, workdir): each prints its own figures.
+def midrun(args: argparse.Namespace, workdir: Path) -> None:
+    here = Path(__file__).resolve().parent
+    import faults_midrun  # beside this file
+
+    # benchmarks/workers.py would shadow the `workers` package the faults drive.
+    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
+    outcomes = faults_midrun.midrun_faults(args.files)
     bad = [o.fault for o in outcomes if o.status != "done" or o.tally.lost or o.tally.duplicated]
     if bad:
         raise SystemExit(f"not done, or points lost or duplicated: {', '.join(bad)}")
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace, Path], None]] = {
+    "planning_memory": planning_memory,
+    "midrun": midrun,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--entries", nargs=2, type=int, default=[2_500, 10_000])
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--leave-out", nargs="*", choices=sorted(CATEGORIES), default=[])
+    parser.add_argument("--files", type=int, default=20, help="midrun: files audited")
+    args = parser.parse_args()
+    for name in args.sections:
+        with tempfile.TemporaryDirectory(prefix=f"aixaudit-{name}-") as workdir:
+            SECTIONS[name](args, Path(workdir))
 
 
 if __name__ == "__main__":

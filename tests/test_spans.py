@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
 from aixaudit.errors import ConfigError
-from aixaudit.languages import get_language
+from aixaudit.languages import (
+    TIMED_PARSE_MIN_BYTES,
+    LimitExceeded,
+    LimitReason,
+    ParseLimits,
+    get_language,
+    parse,
+)
 from aixaudit.spans import SamplingPolicy, Span, SpanKind, find_spans, point_rank, sample_spans
 
 K = SpanKind
@@ -380,9 +389,10 @@ def _spans(case: Case) -> list[Span]:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.language)
 def test_finds_exact_node_texts(case: Case) -> None:
+    source = case.source.encode()
     spans = _spans(case)
     for kind, texts in case.expected.items():
-        assert [span.text for span in spans if span.kind is kind] == texts, kind
+        assert [span.text_in(source) for span in spans if span.kind is kind] == texts, kind
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.language)
@@ -392,35 +402,39 @@ def test_ranges_are_utf8_byte_offsets_unique_and_ordered(case: Case) -> None:
     keys = [(span.start_byte, span.end_byte, span.kind) for span in spans]
     assert keys == sorted(set(keys))
     for span in spans:
-        assert source[span.start_byte : span.end_byte].decode() == span.text
+        text = span.text_in(source)
+        assert source[span.start_byte : span.end_byte].decode() == text
         lines = case.source.splitlines()[span.start_line - 1 : span.end_line]
-        assert span.text.splitlines()[0] in lines[0]
-        assert span.end_line - span.start_line == span.text.count("\n")
+        assert text.splitlines()[0] in lines[0]
+        assert span.end_line - span.start_line == text.count("\n")
     # Everything after "héllo" sits one byte further than its character index.
     last = spans[-1]
-    assert last.start_byte > case.source.index(last.text)
+    assert last.start_byte > case.source.index(last.text_in(source))
 
 
 def test_line_numbers_and_node_types_of_one_case() -> None:
-    spans = find_spans(get_language("python"), PYTHON.encode())
+    spans = find_spans(get_language("python"), PY)
     body = next(span for span in spans if span.kind is K.FUNCTION_BODY)
     assert (body.node_type, body.start_line, body.end_line) == ("block", 2, 8)
     run = next(span for span in spans if span.kind is K.STATEMENTS and span.start_line == 6)
     assert (run.node_type, run.end_line) == ("expression_statement+expression_statement", 7)
-    call = next(span for span in spans if span.text == 'log("→", text)' and span.kind is K.CALL)
+    call = next(
+        span for span in spans if span.text_in(PY) == 'log("→", text)' and span.kind is K.CALL
+    )
     line_start = PYTHON.encode().index(b'    log("')
     assert (call.start_byte, call.end_byte) == (line_start + 4, line_start + 4 + 16)
 
 
 def test_invalid_utf8_is_replaced_not_fatal() -> None:
-    spans = find_spans(get_language("python"), b'def f():\n    return g("\xff")\n')
-    assert [span.text for span in spans if span.kind is K.CALL] == ['g("\ufffd")']
+    source = b'def f():\n    return g("\xff")\n'
+    spans = find_spans(get_language("python"), source)
+    assert [span.text_in(source) for span in spans if span.kind is K.CALL] == ['g("\ufffd")']
 
 
 def test_nodes_with_syntax_errors_are_no_candidates() -> None:
     source = b"def f(a):\n    x = g(a)\n    y = = 2\n    return x\n"
     spans = find_spans(get_language("python"), source)
-    assert [(span.kind, span.text) for span in spans] == [
+    assert [(span.kind, span.text_in(source)) for span in spans] == [
         (K.STATEMENT, "x = g(a)"),
         (K.CALL, "g(a)"),
         (K.ARGUMENTS, "(a)"),
@@ -433,39 +447,45 @@ def test_empty_source_has_no_spans() -> None:
 
 
 POLICY = SamplingPolicy(per_file=3)
-PY_SPANS = find_spans(get_language("python"), PYTHON.encode())
+PY = PYTHON.encode()
+PY_SPANS = find_spans(get_language("python"), PY)
 
 
 def test_sampling_is_deterministic() -> None:
-    first = sample_spans(PY_SPANS, policy=POLICY, content_hash="abc")
-    again = sample_spans(list(reversed(PY_SPANS)), policy=POLICY, content_hash="abc")
+    first = sample_spans(PY_SPANS, source=PY, policy=POLICY, content_hash="abc")
+    again = sample_spans(list(reversed(PY_SPANS)), source=PY, policy=POLICY, content_hash="abc")
     assert first == again
     assert len(first) == 3
 
 
 def test_seed_and_content_hash_change_the_sample() -> None:
     # sha256 makes these fixed: seeds 0 and 1 pick disjoint spans from this file.
-    zero = sample_spans(PY_SPANS, policy=SamplingPolicy(seed=0), content_hash="abc")
-    one = sample_spans(PY_SPANS, policy=SamplingPolicy(seed=1), content_hash="abc")
+    zero = sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(seed=0), content_hash="abc")
+    one = sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(seed=1), content_hash="abc")
     assert not set(zero) & set(one)
-    assert [span.text for span in zero] == [
+    assert [span.text_in(PY) for span in zero] == [
         "not names",
         'log("→", text)',
         'log("→", text)\n    return f"héllo {text}" if text else None',
     ]
     picks = {
-        tuple(sample_spans(PY_SPANS, policy=SamplingPolicy(seed=seed), content_hash="abc"))
+        tuple(
+            sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(seed=seed), content_hash="abc")
+        )
         for seed in range(10)
     }
     assert len(picks) > 1
-    by_hash = {tuple(sample_spans(PY_SPANS, policy=POLICY, content_hash=str(h))) for h in range(10)}
+    by_hash = {
+        tuple(sample_spans(PY_SPANS, source=PY, policy=POLICY, content_hash=str(h)))
+        for h in range(10)
+    }
     assert len(by_hash) > 1
 
 
 def test_sample_spreads_over_kinds_and_never_repeats_a_range() -> None:
     for seed in range(20):
         picked = sample_spans(
-            PY_SPANS, policy=SamplingPolicy(seed=seed, per_file=5), content_hash="abc"
+            PY_SPANS, source=PY, policy=SamplingPolicy(seed=seed, per_file=5), content_hash="abc"
         )
         assert len(picked) == 5
         assert len({span.kind for span in picked}) == 5
@@ -474,30 +494,37 @@ def test_sample_spreads_over_kinds_and_never_repeats_a_range() -> None:
 
 
 def test_sample_respects_cap_and_size_limits() -> None:
-    assert sample_spans(PY_SPANS, policy=SamplingPolicy(per_file=0), content_hash="x") == []
+    assert (
+        sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(per_file=0), content_hash="x") == []
+    )
     everything = sample_spans(
-        PY_SPANS, policy=SamplingPolicy(per_file=1000, max_chars=10_000), content_hash="x"
+        PY_SPANS,
+        source=PY,
+        policy=SamplingPolicy(per_file=1000, max_chars=10_000),
+        content_hash="x",
     )
     assert len(everything) == len({(s.start_byte, s.end_byte) for s in PY_SPANS})
     small = SamplingPolicy(per_file=1000, min_chars=5, max_chars=16, max_lines=1)
-    picked = sample_spans(PY_SPANS, policy=small, content_hash="x")
-    assert sorted(span.text for span in picked) == sorted(
+    picked = sample_spans(PY_SPANS, source=PY, policy=small, content_hash="x")
+    assert sorted(span.text_in(PY) for span in picked) == sorted(
         ["(names)", '("→", text)', "not names", "sep.join(names)", 'log("→", text)']
     )
     two_lines = sample_spans(
-        PY_SPANS, policy=SamplingPolicy(per_file=1000, max_lines=2), content_hash="x"
+        PY_SPANS, source=PY, policy=SamplingPolicy(per_file=1000, max_lines=2), content_hash="x"
     )
     assert max(span.end_line - span.start_line + 1 for span in two_lines) == 2
 
 
 def test_sample_skips_whitespace_and_punctuation() -> None:
-    spans = find_spans(get_language("java"), JAVA.encode())
-    assert "()" in {span.text for span in spans}
-    picked = sample_spans(
-        spans, policy=SamplingPolicy(per_file=1000, min_chars=0), content_hash="x"
+    source = JAVA.encode()
+    spans = find_spans(get_language("java"), source)
+    assert "()" in {span.text_in(source) for span in spans}
+    policy = SamplingPolicy(per_file=1000, min_chars=0)
+    picked = sample_spans(spans, source=source, policy=policy, content_hash="x")
+    assert "()" not in {span.text_in(source) for span in picked}
+    assert len(picked) == len(
+        {(s.start_byte, s.end_byte) for s in spans if s.text_in(source) != "()"}
     )
-    assert "()" not in {span.text for span in picked}
-    assert len(picked) == len({(s.start_byte, s.end_byte) for s in spans if s.text != "()"})
 
 
 def test_point_rank_is_a_stable_sha256_hex() -> None:
@@ -516,3 +543,103 @@ def test_point_rank_is_a_stable_sha256_hex() -> None:
 def test_bad_policy_is_a_config_error(policy: dict[str, int]) -> None:
     with pytest.raises(ConfigError):
         SamplingPolicy(**policy)
+
+
+def test_sizes_are_counted_in_characters_not_bytes() -> None:
+    source = 'f("ééé")\ng("😀😀")\n'.encode()  # calls of 8 and 7 characters, 11 and 13 bytes
+    spans = [s for s in find_spans(get_language("python"), source) if s.kind is K.CALL]
+
+    def picked(max_chars: int, min_chars: int = 0) -> list[str]:
+        policy = SamplingPolicy(per_file=10, min_chars=min_chars, max_chars=max_chars)
+        return [
+            s.text_in(source)
+            for s in sample_spans(spans, source=source, policy=policy, content_hash="x")
+        ]
+
+    assert picked(8) == ['f("ééé")', 'g("😀😀")']
+    assert picked(7) == ['g("😀😀")']
+    assert picked(6) == []
+    assert picked(100, min_chars=8) == ['f("ééé")']
+
+
+# Every level holds all the deeper ones: a copy of each span's text would grow with the square.
+NESTED: dict[str, Callable[[int], str]] = {
+    "javascript": lambda n: "function f(x) {\n" + "if (x) {\n" * n + "g(x);\n" + "}\n" * n + "}\n",
+    "c": lambda n: "int f(int x) {\n" + "if (x) {\n" * n + "g(x);\n" + "}\n" * n + "}\n",
+    "python": lambda n: "x = " + "f(" * n + "y" + ")" * n + "\n",
+}
+
+
+def _peak_bytes(language: str, source: bytes) -> int:
+    """Peak Python memory of finding and sampling a file's spans."""
+    tracemalloc.start()
+    try:
+        spans = find_spans(get_language(language), source)
+        sample_spans(spans, source=source, policy=SamplingPolicy(), content_hash="x")
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("language", NESTED)
+def test_span_memory_is_linear_in_deeply_nested_files(language: str) -> None:
+    _peak_bytes(language, NESTED[language](3).encode())  # the query is compiled outside
+    small, large = (NESTED[language](depth).encode() for depth in (1_000, 4_000))
+    growth = _peak_bytes(language, large) / _peak_bytes(language, small)
+    # Linear: about 4x for 4x the file (measured 4.0-4.3); a text per span: about 16x.
+    assert growth < 2 * len(large) / len(small)
+
+
+def test_nested_spans_slice_the_exact_texts() -> None:
+    depth = 4_000
+    source = NESTED["javascript"](depth).encode()
+    spans = find_spans(get_language("javascript"), source)
+    ifs = [s for s in spans if s.kind is K.STATEMENT and s.node_type == "if_statement"]
+    assert len(ifs) == depth
+    for level in (0, 1, depth // 2, depth - 1):  # outermost first
+        inner = depth - level
+        text = "if (x) {\n" * inner + "g(x);\n" + "}\n" * (inner - 1) + "}"
+        assert ifs[level].text_in(source) == text
+        assert (ifs[level].start_line, ifs[level].end_line) == (level + 2, 2 * depth + 2 - level)
+
+
+def test_a_file_over_the_node_limit_is_too_complex() -> None:
+    source = NESTED["c"](1_000).encode()  # about 9,000 nodes
+    assert find_spans(get_language("c"), source, limits=ParseLimits(max_nodes=10_000))
+    with pytest.raises(LimitExceeded) as limit:
+        find_spans(get_language("c"), source, limits=ParseLimits(max_nodes=1_000))
+    assert limit.value.reason is LimitReason.TOO_COMPLEX
+    assert limit.value.detail.endswith("syntax nodes, over 1000")
+
+
+def test_a_parse_over_time_is_stopped_and_the_parser_starts_afresh() -> None:
+    language = get_language("javascript")
+    source = NESTED["javascript"](8_000).encode()
+    assert len(source) >= TIMED_PARSE_MIN_BYTES
+    with pytest.raises(LimitExceeded) as limit:
+        find_spans(language, source, limits=ParseLimits(timeout_s=1e-9))
+    assert limit.value.reason is LimitReason.PARSE_TIMEOUT
+    # The cached parser does not resume the halted parse: the next file parses whole.
+    other = JAVASCRIPT.encode()
+    assert str(parse(language, other).root_node) == str(
+        parse(language, other, limits=ParseLimits()).root_node
+    )
+    assert find_spans(language, other, limits=ParseLimits()) == find_spans(language, other)
+    # Below the timed size a parse is never stopped (tree-sitter takes milliseconds on it).
+    assert find_spans(language, other, limits=ParseLimits(timeout_s=1e-9))
+
+
+def test_timed_parses_give_the_same_tree_and_keep_no_memory() -> None:
+    language = get_language("python")
+    big = (PYTHON * (TIMED_PARSE_MIN_BYTES // len(PY) + 1)).encode()
+    assert str(parse(language, big, limits=ParseLimits()).root_node) == str(
+        parse(language, big).root_node
+    )
+    tracemalloc.start()
+    try:
+        for i in range(4):
+            parse(language, big + f"x = {i}\n".encode(), limits=ParseLimits())  # a new object
+        retained = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert retained < len(big)  # the binding would keep every source it was handed: 4x

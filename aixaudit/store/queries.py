@@ -124,6 +124,11 @@ def add_files(
     return _ids_by(session, File.path, File.id, paths, File.run_id == run_id)
 
 
+def file_ids(session: Session, *, run_id: int, paths: Sequence[str]) -> dict[str, int]:
+    """path -> file id, for files of the run."""
+    return _ids_by(session, File.path, File.id, paths, File.run_id == run_id)
+
+
 def add_points(
     session: Session, *, run_id: int, points: Sequence[Mapping[str, Any]]
 ) -> dict[str, int]:
