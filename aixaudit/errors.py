@@ -9,7 +9,8 @@ AixauditError
 │   └── ModelOutputError an answer that is no completion (stored as the point's error)
 ├── ModelWeightsError    the CPU model's weights are missing or broken
 ├── RunNotFound          a run id that is not in the database
-└── RepositoryNotFound   a repository id that is not in the database
+├── RepositoryNotFound   a repository id that is not in the database
+└── ComparisonError      two runs that cannot be compared (no shared points, too few)
 """
 
 from __future__ import annotations
@@ -53,3 +54,7 @@ class RunNotFound(AixauditError):
 
 class RepositoryNotFound(AixauditError):
     """No repository with that id."""
+
+
+class ComparisonError(AixauditError):
+    """Two runs share too few points to compare."""

@@ -77,7 +77,9 @@ def audit_command(
     options, rule = audit_request(settings, choices)
     sessions = sessions_for(settings)
     checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
-    run_id = audit.plan_run(sessions, checkout=checkout, options=options, rule=rule)
+    run_id = history.plan_tracked_run(
+        sessions, checkout=checkout, options=options, rule=rule, model=settings.model
+    )
     with sessions() as session:
         points = queries.get_run(session, run_id=run_id).points_total
     if not points:  # no server is started for nothing
@@ -110,6 +112,9 @@ def _answer_here(settings: Settings, sessions: sessionmaker[Session], run_id: in
             progress=progress,
         )
     errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
+    if status in (RunStatus.DONE, RunStatus.PARTIAL):
+        threshold = settings.regression_threshold
+        history.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
     return status
 
 
