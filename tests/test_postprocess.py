@@ -365,13 +365,14 @@ def test_every_original_fits_its_own_span_and_is_kept_whole(path: Path) -> None:
     spans = find_spans(language, source)
     assert spans
     for span in spans:
-        case = {"language": language.name, "kind": span.kind, "original": span.text}
+        original = span.text_in(source)
+        case = {"language": language.name, "kind": span.kind, "original": original}
         case |= {
             "prefix": source[: span.start_byte].decode(),
             "suffix": source[span.end_byte :].decode(),
         }
-        assert parses(case, span.text), span
-        assert ours(case, completion=span.text) == span.text, span
+        assert parses(case, original), span
+        assert ours(case, completion=original) == original, span
 
 
 def test_a_span_an_error_node_wraps_is_judged_against_that_error() -> None:
