@@ -113,6 +113,14 @@ def captures(query: tree_sitter.Query, node: tree_sitter.Node) -> dict[str, list
     return tree_sitter.QueryCursor(query).captures(node)
 
 
+def matches(
+    query: tree_sitter.Query, node: tree_sitter.Node
+) -> list[dict[str, list[tree_sitter.Node]]]:
+    """Capture name -> nodes, one dict per match of a query over a subtree (captures that
+    belong together, such as an import and the names it takes, stay together)."""
+    return [found for _, found in tree_sitter.QueryCursor(query).matches(node)]
+
+
 def error_count(tree: tree_sitter.Tree) -> int:
     """ERROR and MISSING nodes in a tree: 0 means it parsed cleanly."""
     count = 0

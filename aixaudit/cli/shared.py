@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit import audit
 from aixaudit.config import Settings
+from aixaudit.context import ContextStrategy
 from aixaudit.errors import AixauditError
 from aixaudit.prompts import PROFILES
 from aixaudit.scoring import METRICS, AcceptanceRule
@@ -88,6 +89,17 @@ _AUDIT_OPTIONS = (
     ),
     click.option("--prompt-budget", default=768, show_default=True, help="Prompt tokens at most."),
     click.option(
+        "--context",
+        type=click.Choice([strategy.value for strategy in ContextStrategy]),
+        default=ContextStrategy.NONE.value,
+        show_default=True,
+        help="Repository context before each prompt: signatures of imported files, BM25-similar "
+        "windows of other files, both, or none.",
+    ),
+    click.option(
+        "--context-budget", default=512, show_default=True, help="Context tokens at most."
+    ),
+    click.option(
         "--accept-metric",
         default="es_rapidfuzz",
         show_default=True,
@@ -124,6 +136,8 @@ def audit_request(
         max_points=choices["max_points"],
         max_new_tokens=choices["max_new_tokens"],
         prompt_budget=choices["prompt_budget"],
+        context=choices["context"],
+        context_budget=choices["context_budget"],
     )
     rule = AcceptanceRule(
         metric=choices["accept_metric"],

@@ -2,6 +2,7 @@
 
     Repository 1─* Run 1─* File 1─* Point 1─1 Suggestion 1─* Score *─1 Metric
     File *─1 Blob (by sha256: the text, kept once per content)
+    ContextOutline (by language, content and outline version: repository context, see context/)
     Run 1─* RunDelta; Run *─1 Run (baseline); Schedule 1─* Run (nightly runs)
 
 Deleting a run deletes everything under it (ON DELETE CASCADE, so SQLite needs foreign keys on;
@@ -190,6 +191,16 @@ class Blob(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     text: Mapped[str]
+
+
+class ContextOutline(Base):
+    """A file's imports and definition signatures (`aixaudit.context.outline`), stored once per
+    content, language and outline version: the next run's index does not parse the file again."""
+
+    __tablename__ = "context_outlines"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    outline: Mapped[dict[str, Any]]
 
 
 class Point(Base):
