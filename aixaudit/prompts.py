@@ -10,8 +10,9 @@ mark, and a two-line header in the file's own comment syntax names the path and 
 `l2r` sends only the prefix, for models trained without fill-in-the-middle (the CPU stand-in).
 
 Repository context (fragments of other files, rendered by `aixaudit.context`) goes right before
-the header (before the prefix for `l2r`), within its own budget: every point of a file then
-shares the same start of prompt, whose cached keys and values the server can reuse.
+the header (before the prefix for `l2r`), within its own budget. In PSM and `l2r` order the
+points of a file then share the start of their prompts (the context of the `imports` strategy
+is the same for all of them), whose cached keys and values the server can reuse.
 """
 
 from __future__ import annotations

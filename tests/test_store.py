@@ -39,7 +39,7 @@ from aixaudit.store.tables import (
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = {
     "repositories", "runs", "files", "blobs", "points", "suggestions", "metrics", "scores",
-    "schedules", "run_deltas",
+    "schedules", "run_deltas", "context_outlines",
 }  # fmt: skip
 
 
@@ -119,7 +119,7 @@ def test_migrations_match_models_up_down_up(db_url: str) -> None:
         upgrade(db_url)
         assert drift(engine) == []
         with engine.connect() as connection:
-            assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
+            assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
     finally:
         engine.dispose()
 

@@ -11,16 +11,19 @@ import click
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, history, sources
+from aixaudit import ablation, audit, history, sources
 from aixaudit.config import get_settings
+from aixaudit.store import context as stored_context
 from aixaudit.store import control, queries, reports
 from aixaudit.store.tables import RunStatus
 
 from .shared import (
+    HEADLINE,
     audit_options,
     audit_request,
     console,
     errors,
+    number,
     percent,
     progress_bar,
     regression_mark,
@@ -55,7 +58,10 @@ def audit_command(
     Without a configured Triton URL, starts the bundled tritonserver with the CPU model
     for the duration of the run. With --distributed, the workers' Triton server answers.
     """
+    strategies = choices["context"]
     if distributed:
+        if len(strategies) > 1:
+            raise click.UsageError("An ablation (several --context strategies) runs here only.")
         if triton_url:
             raise click.UsageError("With --distributed, the workers' AIXAUDIT_TRITON_URL applies.")
         _audit_distributed(location, ref, choices, wait=wait, as_json=as_json)
@@ -67,24 +73,66 @@ def audit_command(
     settings = get_settings()
     if triton_url:
         settings = settings.model_copy(update={"triton_url": triton_url})
-    options, rule = audit_request(settings, choices)
+    options, rule = audit_request(settings, choices, ablation=True)
     sessions = sessions_for(settings)
     checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
-    run_id = audit.plan_run(sessions, checkout=checkout, options=options, rule=rule)
+    run_ids = ablation.plan_group(
+        sessions, checkout=checkout, options=options, rule=rule, strategies=strategies
+    )
     with sessions() as session:
-        points = queries.get_run(session, run_id=run_id).points_total
-    errors.print(f"run {run_id}: {points} points to complete in {checkout.origin}")
-    started = time.monotonic()
-    with model_access(settings) as access, progress_bar("completing") as progress:
-        status = audit.execute_run(
-            sessions,
-            run_id=run_id,
-            completer=access.completer(settings),
-            counter=access.counter,
-            progress=progress,
+        points = queries.get_run(session, run_id=run_ids[0]).points_total
+    for run_id in run_ids:
+        errors.print(f"run {run_id}: {points} points to complete in {checkout.origin}")
+    with model_access(settings) as access:
+        for run_id in run_ids:
+            started = time.monotonic()
+            with progress_bar("completing") as progress:
+                status = audit.execute_run(
+                    sessions,
+                    run_id=run_id,
+                    completer=access.completer(settings),
+                    counter=access.counter,
+                    progress=progress,
+                )
+            errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
+    if len(run_ids) == 1:
+        show_report(sessions, run_ids[0], as_json)
+    else:
+        show_group(sessions, run_ids[0], as_json)
+
+
+def show_group(sessions: sessionmaker[Session], group_id: int, as_json: bool) -> None:
+    """The runs of an ablation side by side: per context strategy, acceptance, the headline
+    metrics, and what a point cost (prompt tokens, latency). `aixaudit compare` pairs them."""
+    rows = []
+    with sessions() as session:
+        for run_id, strategy, tokens in stored_context.group_runs(session, group_id=group_id):
+            totals = reports.run_report(session, run_id=run_id).totals
+            about = {"strategy": strategy, "run_id": run_id, "prompt_tokens": tokens}
+            rows.append(about | asdict(totals))
+    if as_json:
+        click.echo(json.dumps({"group_id": group_id, "runs": rows}, indent=2))
+        return
+    table = Table(
+        "context", "run", "points", "accepted", *HEADLINE.values(), "prompt tokens", "latency ms"
+    )
+    for row in rows:
+        table.add_row(
+            row["strategy"],
+            str(row["run_id"]),
+            f"{row['suggestions']}/{row['points']}",
+            percent(row["acceptance_rate"]),
+            *(number(row["metrics"].get(name)) for name in HEADLINE),
+            number(row["prompt_tokens"]),
+            number(row["mean_latency_ms"]),
         )
-    errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
-    show_report(sessions, run_id, as_json)
+    console.print(table)
+    for row in rows[1:]:
+        console.print(
+            f"what {row['strategy']} adds, with paired intervals by language and span kind: "
+            f"aixaudit compare {rows[0]['run_id']} {row['run_id']}",
+            highlight=False,
+        )
 
 
 @click.command("report")
@@ -106,8 +154,8 @@ def runs_command(limit: int, as_json: bool) -> None:
         click.echo(json.dumps([asdict(run) for run in runs], indent=2))
         return
     table = Table(
-        "run", "repository", "ref", "status", "profile", "points", "reused", "accepted",
-        "regression", "created",
+        "run", "repository", "ref", "status", "profile", "context", "group", "points", "reused",
+        "accepted", "regression", "created",
     )  # fmt: skip
     for run in runs:
         table.add_row(
@@ -116,6 +164,8 @@ def runs_command(limit: int, as_json: bool) -> None:
             run.ref or "",
             run.status,
             run.profile,
+            run.context,
+            "" if run.group_id is None else str(run.group_id),
             f"{run.suggestions}/{run.points_total}",
             str(run.reused),
             percent(run.acceptance_rate),

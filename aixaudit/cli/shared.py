@@ -90,11 +90,12 @@ _AUDIT_OPTIONS = (
     click.option("--prompt-budget", default=768, show_default=True, help="Prompt tokens at most."),
     click.option(
         "--context",
-        type=click.Choice([strategy.value for strategy in ContextStrategy]),
         default=ContextStrategy.NONE.value,
         show_default=True,
-        help="Repository context before each prompt: signatures of imported files, BM25-similar "
-        "windows of other files, both, or none.",
+        callback=lambda _ctx, _param, value: context_strategies(value),
+        help="Repository context before each prompt: none, imports (signatures of imported "
+        "files), similar (BM25-similar windows of other files) or both. Several, comma-separated, "
+        "ask the same points with each (an ablation: one run per strategy, linked as a group).",
     ),
     click.option(
         "--context-budget", default=512, show_default=True, help="Context tokens at most."
@@ -124,10 +125,25 @@ def audit_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def context_strategies(value: str) -> tuple[ContextStrategy, ...]:
+    """`--context`'s value: one strategy, or several comma-separated, each once."""
+    try:
+        strategies = tuple(ContextStrategy(part.strip()) for part in value.split(","))
+    except ValueError:
+        known = ", ".join(ContextStrategy)
+        raise click.BadParameter(f"{value!r}: choose from {known}, comma-separated.") from None
+    if len(set(strategies)) < len(strategies):
+        raise click.BadParameter(f"{value!r} names a strategy twice.")
+    return strategies
+
+
 def audit_request(
-    settings: Settings, choices: dict[str, Any]
+    settings: Settings, choices: dict[str, Any], *, ablation: bool = False
 ) -> tuple[audit.AuditOptions, AcceptanceRule]:
-    """AuditOptions and AcceptanceRule from the values of `audit_options`."""
+    """AuditOptions and AcceptanceRule from the values of `audit_options` (the first context
+    strategy; several only where `ablation` runs them all)."""
+    if len(choices["context"]) > 1 and not ablation:
+        raise click.UsageError("Several --context strategies are for `aixaudit audit` only.")
     options = audit.AuditOptions(
         profile=choices["profile"]
         or audit.default_profile(configured_server=bool(settings.triton_url)),
@@ -136,7 +152,7 @@ def audit_request(
         max_points=choices["max_points"],
         max_new_tokens=choices["max_new_tokens"],
         prompt_budget=choices["prompt_budget"],
-        context=choices["context"],
+        context=choices["context"][0],
         context_budget=choices["context_budget"],
     )
     rule = AcceptanceRule(

@@ -40,6 +40,8 @@ class RunSummary:
     acceptance_rate: float | None  # accepted / suggestions; None before any suggestion
     reused: int  # results taken over from an earlier run (unchanged files)
     regression: bool | None  # vs the previous run of the repository; None: not compared
+    group_id: int | None = None  # the ablation this run belongs to (its first run's id)
+    context: str = "none"  # the run's repository context strategy
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,8 @@ def _summaries(session: Session, runs: Select[Any]) -> list[RunSummary]:
                 acceptance_rate=rate_of(accepted, suggestions),
                 reused=int(count.reused) if count else 0,
                 regression=run.regression,
+                group_id=run.group_id,
+                context=run.config.get("context", "none"),
             )
         )
     return summaries

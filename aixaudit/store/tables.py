@@ -3,7 +3,7 @@
     Repository 1─* Run 1─* File 1─* Point 1─1 Suggestion 1─* Score *─1 Metric
     File *─1 Blob (by sha256: the text, kept once per content)
     ContextOutline (by language, content and outline version: repository context, see context/)
-    Run 1─* RunDelta; Run *─1 Run (baseline); Schedule 1─* Run (nightly runs)
+    Run 1─* RunDelta; Run *─1 Run (baseline); Run *─1 Run (group); Schedule 1─* Run (nightly runs)
 
 Deleting a run deletes everything under it (ON DELETE CASCADE, so SQLite needs foreign keys on;
 see db.py). The composite unique constraints lead with run_id, so they double as the run_id
@@ -135,6 +135,11 @@ class Run(Base):
     baseline_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     regression: Mapped[bool | None]
     regression_threshold: Mapped[float | None] = mapped_column(Float)
+    # The runs of one ablation (the same points, one run per context strategy) share the id of
+    # the first of them; None for a run on its own.
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
 
 
 class RunDelta(Base):
