@@ -23,10 +23,12 @@ from .shared import (
     audit_request,
     console,
     errors,
-    number,
+    estimate,
+    figure,
     percent,
     progress_bar,
     regression_mark,
+    report_table,
     sessions_for,
     show_report,
 )
@@ -102,8 +104,9 @@ def audit_command(
 
 
 def show_group(sessions: sessionmaker[Session], group_id: int, as_json: bool) -> None:
-    """The runs of an ablation side by side: per context strategy, acceptance, the headline
-    metrics, and what a point cost (prompt tokens, latency). `aixaudit compare` pairs them."""
+    """The runs of an ablation side by side: per context strategy, acceptance, headline metrics
+    and what a point cost (mean prompt tokens, mean latency in ms). `aixaudit compare` pairs
+    them point by point."""
     rows = []
     with sessions() as session:
         for run_id, strategy, tokens in stored_context.group_runs(session, group_id=group_id):
@@ -113,8 +116,9 @@ def show_group(sessions: sessionmaker[Session], group_id: int, as_json: bool) ->
     if as_json:
         click.echo(json.dumps({"group_id": group_id, "runs": rows}, indent=2))
         return
-    table = Table(
-        "context", "run", "points", "accepted", *HEADLINE.values(), "prompt tokens", "latency ms"
+    shown = ("exact_match", "es_rapidfuzz", "identifier_f1")
+    table = report_table(
+        "run", "points", "accept", *(HEADLINE[name] for name in shown), "tokens", "ms"
     )
     for row in rows:
         table.add_row(
@@ -122,9 +126,9 @@ def show_group(sessions: sessionmaker[Session], group_id: int, as_json: bool) ->
             str(row["run_id"]),
             f"{row['suggestions']}/{row['points']}",
             percent(row["acceptance_rate"]),
-            *(number(row["metrics"].get(name)) for name in HEADLINE),
-            number(row["prompt_tokens"]),
-            number(row["mean_latency_ms"]),
+            *(estimate(row["metrics"].get(name), None, figure) for name in shown),
+            estimate(row["prompt_tokens"], None, figure),
+            estimate(row["mean_latency_ms"], None, figure),
         )
     console.print(table)
     for row in rows[1:]:
