@@ -55,6 +55,9 @@ def test_similar_ranks_windows_of_other_files_by_shared_identifiers() -> None:
     assert best.path == "books/ledger.py"
     assert "def reconcile_ledger(ledger_rows, fx_table):" in best.text
     assert similar(index, "app.py", "nothing_in_common_here = 1\n") == []
+    # A repository without a single identifier has nothing to rank, and says so with no error.
+    blank, _ = build_index([indexed("a.py", "\n\n"), indexed("b.py", "# ...\n")], {})
+    assert similar(blank, "a.py", "x = 1\n") == []
 
 
 def test_render_is_commented_in_the_files_syntax_and_kept_within_budget() -> None:

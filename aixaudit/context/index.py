@@ -115,21 +115,25 @@ class RepoIndex:
 
     def scores(self, query: list[str], allowed: np.ndarray) -> np.ndarray:
         """BM25 score of every window for the query's identifiers; 0 where not `allowed`."""
-        vocabulary = self.bm25.vocab_dict
+        model = self.bm25
+        vocabulary = model.vocab_dict if model is not None else {}
         known = [vocabulary[word] for word in query if word in vocabulary]
-        if not known:
+        if model is None or not known:
             return np.zeros(self.chunk_count, dtype=np.float32)
-        return self.bm25.get_scores(known, weight_mask=allowed.astype(np.float32))
+        return model.get_scores(known, weight_mask=allowed.astype(np.float32))
 
     @cached_property
-    def bm25(self) -> bm25s.BM25:
-        """BM25 over the identifiers of every window (bm25s, its default Lucene variant)."""
+    def bm25(self) -> bm25s.BM25 | None:
+        """BM25 over the identifiers of every window (bm25s, its default Lucene variant); None
+        when no window holds an identifier."""
         corpus = [
             identifiers("\n".join(lines[start : start + CHUNK_LINES]))
             for file in self.files.values()
             for lines in [file.text.split("\n")]
             for start in range(0, len(lines), CHUNK_LINES)
         ]
+        if not any(corpus):
+            return None
         model = bm25s.BM25()
         model.index(corpus, show_progress=False)
         return model
