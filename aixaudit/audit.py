@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import sources
+from .context import ContextStrategy, RepoIndex, render_context, retrieve, run_index
 from .errors import AixauditError, SourceError
 from .inference import Completion, CompletionRequest, TritonCompleter
 from .languages import Language, LimitExceeded, ParseLimits, get_language
@@ -68,6 +69,10 @@ class AuditOptions(BaseModel):
 
     def limits(self) -> ParseLimits:
         return ParseLimits(timeout_s=self.parse_timeout_s, max_nodes=self.max_nodes)
+
+    # Repository context before each prompt (aixaudit.context), within its own token budget.
+    context: ContextStrategy = ContextStrategy.NONE
+    context_budget: int = Field(512, ge=0)
 
     def sampling(self) -> SamplingPolicy:
         return SamplingPolicy(
@@ -290,12 +295,15 @@ async def complete_points(
         pending = queries.pending_points(session, run_id=run_id, point_ids=point_ids)
         blobs = queries.get_blobs(session, shas={p.sha256 for p in pending})
     profile = get_profile(options.profile)
+    index = None
+    if options.context is not ContextStrategy.NONE and pending:
+        index = await asyncio.to_thread(run_index, session_factory, run_id=run_id)
     work: dict[str, _PointWork] = {}  # prompts sent and not yet answered
     budget = options.max_new_tokens
 
     def requests() -> Iterator[CompletionRequest]:
         # Lazily: prompts are built while the first requests are already being answered.
-        for item in _prepare(pending, blobs, options, counter):
+        for item in _prepare(pending, blobs, options, counter, index):
             key = str(item.point_id)
             work[key] = item
             yield CompletionRequest(key, item.prompt.text, budget, profile.stop_words)
@@ -332,6 +340,7 @@ def _prepare(
     blobs: dict[str, str],
     options: AuditOptions,
     counter: TokenCounter,
+    index: RepoIndex | None = None,
 ) -> Iterator[_PointWork]:
     profile = get_profile(options.profile)
     files: dict[str, bytes] = {}  # sha256 -> source, encoded once a file
@@ -342,6 +351,12 @@ def _prepare(
         source = files[point.sha256]
         prefix = source[: point.start_byte].decode()
         suffix = source[point.end_byte :].decode()
+        context = ""
+        if index is not None:
+            fragments = retrieve(index, options.context, path=point.path, prefix=prefix)
+            context = render_context(
+                fragments, language=language, counter=counter, budget=options.context_budget
+            )
         prompt = build_prompt(
             profile,
             language=language,
@@ -350,6 +365,7 @@ def _prepare(
             suffix=suffix,
             counter=counter,
             budget=options.prompt_budget,
+            context=context,
         )
         yield _PointWork(
             point.id, point.run_id, language, point.kind, point.original, prefix, suffix, prompt,

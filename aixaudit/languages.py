@@ -195,3 +195,11 @@ def compile_query(language: Language, text: str) -> tree_sitter.Query:
 def captures(query: tree_sitter.Query, node: tree_sitter.Node) -> dict[str, list[tree_sitter.Node]]:
     """Capture name -> nodes, for a query run over a subtree."""
     return tree_sitter.QueryCursor(query).captures(node)
+
+
+def matches(
+    query: tree_sitter.Query, node: tree_sitter.Node
+) -> list[dict[str, list[tree_sitter.Node]]]:
+    """Capture name -> nodes, one dict per match of a query over a subtree (captures that
+    belong together, such as an import and the names it takes, stay together)."""
+    return [found for _, found in tree_sitter.QueryCursor(query).matches(node)]

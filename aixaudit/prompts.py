@@ -8,6 +8,11 @@ mark, and a two-line header in the file's own comment syntax names the path and 
     PSM: <s>▁<AIX-SPAN-PRE>{header}{prefix}▁<AIX-SPAN-POST>{suffix}▁<AIX-SPAN-MIDDLE>
 
 `l2r` sends only the prefix, for models trained without fill-in-the-middle (the CPU stand-in).
+
+Repository context (fragments of other files, rendered by `aixaudit.context`) goes right before
+the header (before the prefix for `l2r`), within its own budget. In PSM and `l2r` order the
+points of a file then share the start of their prompts (the context of the `imports` strategy
+is the same for all of them), whose cached keys and values the server can reuse.
 """
 
 from __future__ import annotations
@@ -85,19 +90,22 @@ def build_prompt(
     suffix: str,
     counter: TokenCounter,
     budget: int,
+    context: str = "",
 ) -> Prompt:
     """Truncate prefix (from the left) and suffix (from the right) to `budget` tokens in all,
-    split evenly between them for FIM as aiXcoder's harness does, and render the profile."""
+    split evenly between them for FIM as aiXcoder's harness does, and render the profile.
+    `context` (already within its own budget) is sent as it is, before the file's text."""
+    context_tokens = counter.count(context) if context else 0
     if profile.order == "l2r":
         kept = keep_last(counter, prefix, budget)
-        return Prompt(kept, kept, "", counter.count(kept))
+        return Prompt(f"{context}{kept}", kept, "", context_tokens + counter.count(kept))
 
     header = aixcoder_header(language, path)
     half = max(0, (budget - counter.count(header)) // 2)
     prefix, suffix = keep_last(counter, prefix, half), keep_first(counter, suffix, half)
     if profile.order == "spm":
-        text = f"{BOS}{PRE}{POST}{suffix}{MIDDLE}{header}{prefix}"
+        text = f"{BOS}{PRE}{POST}{suffix}{MIDDLE}{context}{header}{prefix}"
     else:
-        text = f"{BOS}{PRE}{header}{prefix}{POST}{suffix}{MIDDLE}"
-    tokens = counter.count(header) + counter.count(prefix) + counter.count(suffix)
+        text = f"{BOS}{PRE}{context}{header}{prefix}{POST}{suffix}{MIDDLE}"
+    tokens = context_tokens + counter.count(header) + counter.count(prefix) + counter.count(suffix)
     return Prompt(text, prefix, suffix, tokens)

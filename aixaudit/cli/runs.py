@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -11,21 +12,26 @@ import click
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, history, sources
+from aixaudit import ablation, audit, history, sources
 from aixaudit.config import Settings, get_settings
+from aixaudit.store import context as stored_context
 from aixaudit.store import control, queries, reports
 from aixaudit.store.tables import RunStatus
 
 from .shared import (
+    HEADLINE,
     audit_options,
     audit_request,
     console,
     errors,
+    estimate,
     exit_for,
+    figure,
     finishing,
     percent,
     progress_bar,
     regression_mark,
+    report_table,
     sessions_for,
     show_report,
 )
@@ -60,7 +66,10 @@ def audit_command(
     for the duration of the run. With --distributed, the workers' Triton server answers.
     Exits 3 when the run ends failed or partial, 128 + N on signal N (the run is finished).
     """
+    strategies = choices["context"]
     if distributed:
+        if len(strategies) > 1:
+            raise click.UsageError("An ablation (several --context strategies) runs here only.")
         if triton_url:
             raise click.UsageError("With --distributed, the workers' AIXAUDIT_TRITON_URL applies.")
         _audit_distributed(location, ref, choices, wait=wait, as_json=as_json)
@@ -74,48 +83,99 @@ def audit_command(
     if triton_url:
         settings = settings.model_copy(update={"triton_url": triton_url})
     configured_endpoint(settings)  # a bad URL fails here, before a run exists
-    options, rule = audit_request(settings, choices)
+    options, rule = audit_request(settings, choices, ablation=True)
     sessions = sessions_for(settings)
     checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
-    run_id = history.plan_tracked_run(
-        sessions, checkout=checkout, options=options, rule=rule, model=settings.model
-    )
+    if len(strategies) > 1:
+        run_ids = ablation.plan_group(
+            sessions, checkout=checkout, options=options, rule=rule, strategies=strategies
+        )
+    else:
+        run_ids = [
+            history.plan_tracked_run(
+                sessions, checkout=checkout, options=options, rule=rule, model=settings.model
+            )
+        ]
     with sessions() as session:
-        points = queries.get_run(session, run_id=run_id).points_total
+        points = queries.get_run(session, run_id=run_ids[0]).points_total
     if not points:  # no server is started for nothing
-        status = audit.finish_run(sessions, run_id=run_id, error=NOTHING_TO_AUDIT)
-        errors.print(f"run {run_id} {status.value}: {NOTHING_TO_AUDIT} in {checkout.origin}")
+        for run_id in run_ids:
+            status = audit.finish_run(sessions, run_id=run_id, error=NOTHING_TO_AUDIT)
+            errors.print(f"run {run_id} {status.value}: {NOTHING_TO_AUDIT} in {checkout.origin}")
         exit_for(status)
-    errors.print(f"run {run_id}: {points} points to complete in {checkout.origin}")
-    status = _answer_here(settings, sessions, run_id)
-    show_report(sessions, run_id, as_json)
-    exit_for(status)
+    errors.print(f"runs {', '.join(map(str, run_ids))}: {points} points each in {checkout.origin}")
+    statuses = _answer_here(settings, sessions, run_ids)
+    if len(run_ids) == 1:
+        show_report(sessions, run_ids[0], as_json)
+    else:
+        show_group(sessions, run_ids[0], as_json)
+    for status in statuses:
+        exit_for(status)
 
 
-def _answer_here(settings: Settings, sessions: sessionmaker[Session], run_id: int) -> RunStatus:
-    """Answer a run's pending points in this process (the configured server, or the embedded
-    one started for the while); a run still open when this fails or is interrupted is
-    finished with the reason."""
+def _answer_here(
+    settings: Settings, sessions: sessionmaker[Session], run_ids: Sequence[int]
+) -> list[RunStatus]:
+    """Answer the runs' pending points in this process, one run after the other behind one
+    server (the configured one, or the embedded one started for the while); a run still open
+    when this fails or is interrupted is finished with the reason, and a finished run is
+    compared with its baseline."""
     from aixaudit.serving import model_access  # the launcher, only for commands that need it
 
-    started = time.monotonic()
-    with (
-        finishing(sessions, run_id),
-        model_access(settings) as access,
-        progress_bar(f"run {run_id}") as progress,
-    ):
-        status = audit.execute_run(
-            sessions,
-            run_id=run_id,
-            completer=access.completer(settings),
-            counter=access.counter,
-            progress=progress,
+    statuses = []
+    with model_access(settings) as access:
+        for run_id in run_ids:
+            started = time.monotonic()
+            with finishing(sessions, run_id), progress_bar(f"run {run_id}") as progress:
+                status = audit.execute_run(
+                    sessions,
+                    run_id=run_id,
+                    completer=access.completer(settings),
+                    counter=access.counter,
+                    progress=progress,
+                )
+            errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
+            if status in (RunStatus.DONE, RunStatus.PARTIAL):
+                threshold = settings.regression_threshold
+                history.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
+            statuses.append(status)
+    return statuses
+
+
+def show_group(sessions: sessionmaker[Session], group_id: int, as_json: bool) -> None:
+    """The runs of an ablation side by side: per context strategy, acceptance, headline metrics
+    and what a point cost (mean prompt tokens, mean latency in ms). `aixaudit compare` pairs
+    them point by point."""
+    rows = []
+    with sessions() as session:
+        for run_id, strategy, tokens in stored_context.group_runs(session, group_id=group_id):
+            totals = reports.run_report(session, run_id=run_id).totals
+            about = {"strategy": strategy, "run_id": run_id, "prompt_tokens": tokens}
+            rows.append(about | asdict(totals))
+    if as_json:
+        click.echo(json.dumps({"group_id": group_id, "runs": rows}, indent=2))
+        return
+    shown = ("exact_match", "es_rapidfuzz", "identifier_f1")
+    table = report_table(
+        "run", "points", "accept", *(HEADLINE[name] for name in shown), "tokens", "ms"
+    )
+    for row in rows:
+        table.add_row(
+            row["strategy"],
+            str(row["run_id"]),
+            f"{row['suggestions']}/{row['points']}",
+            percent(row["acceptance_rate"]),
+            *(estimate(row["metrics"].get(name), None, figure) for name in shown),
+            estimate(row["prompt_tokens"], None, figure),
+            estimate(row["mean_latency_ms"], None, figure),
         )
-    errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
-    if status in (RunStatus.DONE, RunStatus.PARTIAL):
-        threshold = settings.regression_threshold
-        history.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
-    return status
+    console.print(table)
+    for row in rows[1:]:
+        console.print(
+            f"what {row['strategy']} adds, with paired intervals by language and span kind: "
+            f"aixaudit compare {rows[0]['run_id']} {row['run_id']}",
+            highlight=False,
+        )
 
 
 @click.command("report")
@@ -143,8 +203,8 @@ def runs_command(limit: int, as_json: bool) -> None:
         click.echo(json.dumps([asdict(run) for run in runs], indent=2))
         return
     table = Table(
-        "run", "repository", "ref", "status", "profile", "points", "reused", "accepted",
-        "regression", "created",
+        "run", "repository", "ref", "status", "profile", "context", "group", "points", "reused",
+        "accepted", "regression", "created",
     )  # fmt: skip
     for run in runs:
         table.add_row(
@@ -153,6 +213,8 @@ def runs_command(limit: int, as_json: bool) -> None:
             run.ref or "",
             run.status,
             run.profile,
+            run.context,
+            "" if run.group_id is None else str(run.group_id),
             f"{run.suggestions}/{run.points_total}",
             str(run.reused),
             percent(run.acceptance_rate),
@@ -262,7 +324,7 @@ def _resume_here(settings: Settings, sessions: sessionmaker[Session], run_id: in
         _nothing_to_resume(run_id, status)
         return
     errors.print(f"run {run_id}: {pending} points without a result, answered here")
-    exit_for(_answer_here(settings, sessions, run_id))
+    exit_for(_answer_here(settings, sessions, [run_id])[0])
 
 
 def _nothing_to_resume(run_id: int, status: RunStatus) -> None:

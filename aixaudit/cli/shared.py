@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit import audit
 from aixaudit.config import Settings
+from aixaudit.context import ContextStrategy
 from aixaudit.errors import AixauditError, ConfigError
 from aixaudit.processes import Interrupted, stop_signals_raise
 from aixaudit.prompts import PROFILES
@@ -151,6 +152,18 @@ _AUDIT_OPTIONS = (
     option_of("max_new_tokens", "Tokens the model may add."),
     option_of("prompt_budget", "Prompt tokens at most."),
     click.option(
+        "--context",
+        default=ContextStrategy.NONE.value,
+        show_default=True,
+        callback=lambda _ctx, _param, value: context_strategies(value),
+        help="Repository context before each prompt: none, imports (signatures of imported "
+        "files), similar (BM25-similar windows of other files) or both. Several, comma-separated, "
+        "ask the same points with each (an ablation: one run per strategy, linked as a group).",
+    ),
+    click.option(
+        "--context-budget", default=512, show_default=True, help="Context tokens at most."
+    ),
+    click.option(
         "--accept-metric",
         default="es_rapidfuzz",
         show_default=True,
@@ -180,10 +193,25 @@ def audit_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def context_strategies(value: str) -> tuple[ContextStrategy, ...]:
+    """`--context`'s value: one strategy, or several comma-separated, each once."""
+    try:
+        strategies = tuple(ContextStrategy(part.strip()) for part in value.split(","))
+    except ValueError:
+        known = ", ".join(ContextStrategy)
+        raise click.BadParameter(f"{value!r}: choose from {known}, comma-separated.") from None
+    if len(set(strategies)) < len(strategies):
+        raise click.BadParameter(f"{value!r} names a strategy twice.")
+    return strategies
+
+
 def audit_request(
-    settings: Settings, choices: dict[str, Any]
+    settings: Settings, choices: dict[str, Any], *, ablation: bool = False
 ) -> tuple[audit.AuditOptions, AcceptanceRule]:
-    """AuditOptions and AcceptanceRule from the values of `audit_options`."""
+    """AuditOptions and AcceptanceRule from the values of `audit_options` (the first context
+    strategy; several only where `ablation` runs them all)."""
+    if len(choices["context"]) > 1 and not ablation:
+        raise click.UsageError("Several --context strategies are for `aixaudit audit` only.")
     options = audit.AuditOptions(
         profile=choices["profile"]
         or audit.default_profile(configured_server=bool(settings.triton_url)),
@@ -192,6 +220,8 @@ def audit_request(
         max_points=choices["max_points"],
         max_new_tokens=choices["max_new_tokens"],
         prompt_budget=choices["prompt_budget"],
+        context=choices["context"][0],
+        context_budget=choices["context_budget"],
     )
     metric, threshold = choices["accept_metric"], choices["accept_threshold"]
     low, high = threshold_range(metric)

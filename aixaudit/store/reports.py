@@ -47,6 +47,8 @@ class RunSummary:
     acceptance_interval: Interval | None  # Wilson 95%, n = suggestions
     reused: int  # results taken over from an earlier run (unchanged files)
     regression: bool | None  # vs the previous run of the repository; None: not compared
+    group_id: int | None = None  # the ablation this run belongs to (its first run's id)
+    context: str = "none"  # the run's repository context strategy
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,8 @@ def _summaries(session: Session, runs: Select[Any]) -> list[RunSummary]:
                 acceptance_interval=wilson(accepted, suggestions),
                 reused=int(count.reused) if count else 0,
                 regression=run.regression,
+                group_id=run.group_id,
+                context=run.config.get("context", "none"),
             )
         )
     return summaries

@@ -2,7 +2,8 @@
 
     Repository 1─* Run 1─* File 1─* Point 1─1 Suggestion 1─* Score *─1 Metric
     File *─1 Blob (by sha256: the text, kept once per content)
-    Run 1─* RunDelta; Run *─1 Run (baseline); Schedule 1─* Run (nightly runs)
+    ContextOutline (by language, content and outline version: repository context, see context/)
+    Run 1─* RunDelta; Run *─1 Run (baseline); Run *─1 Run (group); Schedule 1─* Run (nightly runs)
 
 Deleting a run deletes everything under it (ON DELETE CASCADE, so SQLite needs foreign keys on;
 see db.py). The composite unique constraints lead with run_id, so they double as the run_id
@@ -141,6 +142,11 @@ class Run(Base):
     # Answered by the Celery workers (False: in the process that planned it); `resume` does the
     # same, so resuming a local run needs no worker.
     distributed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The runs of one ablation (the same points, one run per context strategy) share the id of
+    # the first of them; None for a run on its own.
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
 
 
 class RunDelta(Base):
@@ -202,6 +208,16 @@ class Blob(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     text: Mapped[str]
+
+
+class ContextOutline(Base):
+    """A file's imports and definition signatures (`aixaudit.context.outline`), stored once per
+    content, language and outline version: the next run's index does not parse the file again."""
+
+    __tablename__ = "context_outlines"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    outline: Mapped[dict[str, Any]]
 
 
 class Point(Base):
