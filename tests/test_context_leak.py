@@ -112,13 +112,13 @@ def test_each_temptation_is_real() -> None:
 def test_no_point_finds_its_answer_in_its_context(strategy: ContextStrategy) -> None:
     index = index_of(repository())
     source = CORE.encode()
-    spans = [s for s in find_spans(get_language("python"), source) if "zq_" in s.text]
+    spans = [s for s in find_spans(get_language("python"), source) if "zq_" in s.text_in(source)]
     assert len(spans) > 40
     for span in spans:
         prefix = source[: span.start_byte].decode()
         fragments = retrieve(index, strategy, path="app/core.py", prefix=prefix, k=10)
         for fragment in fragments:
-            assert normal(span.text) not in normal(fragment.text), (span, fragment.path)
+            assert normal(span.text_in(source)) not in normal(fragment.text), (span, fragment.path)
     # The guards leave context to show: the file's own earlier windows and the other files.
     last = spans[-1]
     shown = retrieve(index, strategy, path="app/core.py", prefix=CORE[: last.start_byte], k=10)
