@@ -8,7 +8,8 @@ AixauditError
 │   └── ServerStartError the bundled tritonserver did not come up
 ├── ModelWeightsError    the CPU model's weights are missing or broken
 ├── RunNotFound          a run id that is not in the database
-└── RepositoryNotFound   a repository id that is not in the database
+├── RepositoryNotFound   a repository id that is not in the database
+└── ComparisonError      two runs that cannot be compared (no shared points, too few)
 """
 
 from __future__ import annotations
@@ -48,3 +49,7 @@ class RunNotFound(AixauditError):
 
 class RepositoryNotFound(AixauditError):
     """No repository with that id."""
+
+
+class ComparisonError(AixauditError):
+    """Two runs share too few points to compare."""

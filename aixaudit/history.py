@@ -1,5 +1,5 @@
 """What a run takes from earlier runs of its repository: results of unchanged files, and the
-comparison of its headline metrics that flags a regression.
+paired comparison of its headline metrics that flags a regression.
 
 Reuse is safe only when nothing that shapes an answer changed, so a run carries a fingerprint of
 the options, the acceptance rule, every metric's version, aixaudit's version and the model's
@@ -16,11 +16,13 @@ import json
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import __version__
+from . import __version__, compare
 from .audit import AuditOptions, plan_run
 from .scoring import METRICS, AcceptanceRule
 from .sources import Checkout
-from .store import history, queries, reports
+from .stats import SEED, Interval
+from .store import history, queries
+from .store.scored import scored_points
 
 # Headline numbers compared between runs, with their direction (True: higher is better).
 HEADLINE = {
@@ -88,39 +90,49 @@ def reuse_unchanged(session_factory: sessionmaker[Session], *, run_id: int) -> i
 
 
 def compare_with_previous(
-    session_factory: sessionmaker[Session], *, run_id: int, threshold: float
+    session_factory: sessionmaker[Session], *, run_id: int, threshold: float, seed: int = SEED
 ) -> bool | None:
-    """Store each headline metric's change against the previous finished run of the same
-    repository; a move in the worse direction by more than `threshold` (absolute, on the 0-1
-    scale) flags the run as a regression. Returns the flag (None: nothing to compare with)."""
+    """Compare the run with the previous finished run of the same repository and fingerprint
+    on the points both answered, and store each headline number's paired change with its
+    interval. A change is a regression when its whole 95% interval lies beyond `threshold`
+    (absolute, on the metric's scale) in the worse direction: a significant drop, not noise.
+    Returns the flag (None: no such run, or no shared point)."""
     with session_factory.begin() as session:
-        baseline = history.previous_run(session, run_id=run_id)
+        run = queries.get_run(session, run_id=run_id)
+        baseline = (
+            history.previous_run(session, run_id=run_id, fingerprint=run.fingerprint)
+            if run.fingerprint is not None
+            else None
+        )
         if baseline is None:
             return history.save_comparison(
                 session, run_id=run_id, baseline_run_id=None, deltas=[], threshold=threshold
             )
-        now = _headline(session, run_id)
-        before = _headline(session, baseline.id)
-        deltas = []
-        for name, higher_is_better in HEADLINE.items():
-            if now.get(name) is None or before.get(name) is None:
-                continue
-            delta = now[name] - before[name]
-            worse_by = -delta if higher_is_better else delta
-            deltas.append(
-                {
-                    "metric": name,
-                    "baseline": before[name],
-                    "value": now[name],
-                    "delta": delta,
-                    "regressed": worse_by > threshold,
-                }
-            )
+        paired = compare.pair(
+            scored_points(session, run_id=baseline.id), scored_points(session, run_id=run_id)
+        )
+        deltas = [
+            {
+                "metric": found.metric,
+                "baseline": found.a,
+                "value": found.b,
+                "delta": found.difference,
+                "delta_low": None if found.interval is None else found.interval.low,
+                "delta_high": None if found.interval is None else found.interval.high,
+                "pairs": found.n,
+                "regressed": _regressed(found.interval, HEADLINE[found.metric], threshold),
+            }
+            for found in compare.differences(paired, seed=seed)
+            if found.metric in HEADLINE
+        ]
         return history.save_comparison(
             session, run_id=run_id, baseline_run_id=baseline.id, deltas=deltas, threshold=threshold
         )
 
 
-def _headline(session: Session, run_id: int) -> dict[str, float | None]:
-    totals = reports.run_report(session, run_id=run_id).totals
-    return {"acceptance_rate": totals.acceptance_rate, **totals.metrics}
+def _regressed(interval: Interval | None, higher_is_better: bool, threshold: float) -> bool:
+    """The whole interval of the change is worse than `threshold` in the metric's direction
+    (no interval, as on a single file: nothing is significant)."""
+    if interval is None:
+        return False
+    return interval.high < -threshold if higher_is_better else interval.low > threshold

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -54,20 +56,30 @@ def plan(sessions: sessionmaker[Session], repo: Path, **extra: object) -> int:
 
 
 def answer(
-    sessions: sessionmaker[Session], run_id: int, value: float, *, skip: int | None = None
+    sessions: sessionmaker[Session],
+    run_id: int,
+    value: float | Callable[[str], float],
+    *,
+    skip: int | None = None,
 ) -> None:
-    """Store a result with every metric at `value` for each pending point (but `skip`), then
-    finish the run."""
+    """Store a result with every metric at `value` (or value(point key)) for each pending
+    point (but `skip`), accepted at 0.8, then finish the run."""
     with sessions.begin() as session:
         pending = [p for p in queries.pending_points(session, run_id=run_id) if p.id != skip]
+        values = {
+            p.id: value(f"{p.path}:{p.start_byte}-{p.end_byte}:{p.kind}")
+            if callable(value)
+            else value
+            for p in pending
+        }
         results = [
             {
                 "point_id": point.id,
                 "run_id": run_id,
                 "raw_text": f"answer {point.id}",
                 "text": f"answer {point.id}",
-                "accepted": value >= 0.8,
-                "scores": dict.fromkeys(METRICS, value),
+                "accepted": values[point.id] >= 0.8,
+                "scores": dict.fromkeys(METRICS, values[point.id]),
             }
             for point in pending
         ]
@@ -186,6 +198,65 @@ def test_comparison_flags_a_drop_beyond_the_threshold(
     assert history.compare_with_previous(sessions, run_id=second, threshold=1.0) is False
     with sessions() as session:
         assert len(stored.run_deltas(session, run_id=second)) == len(history.HEADLINE)
+
+
+def scores(seed: int, *, drop: float = 0.0) -> Callable[[str], float]:
+    """A score per point key: a level the key fixes (0.3 to 1), less `drop`, plus noise of
+    sd 0.05 that `seed` fixes."""
+
+    def value_of(key: str) -> float:
+        level = 0.3 + 0.7 * np.random.default_rng(list(key.encode())).random()
+        jitter = np.random.default_rng([seed, *key.encode()]).normal(0, 0.05)
+        return float(np.clip(level - drop + jitter, 0.0, 1.0))
+
+    return value_of
+
+
+def test_a_significant_paired_drop_is_a_regression_and_noise_is_not(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(12):
+        (root / f"m{i:02}.py").write_text(FUNCTIONS.replace("add", f"add{i}"))
+    runs = []
+    for seed, drop in ((1, 0.0), (2, 0.0), (3, 0.15)):  # a baseline, noise, a planted drop
+        runs.append(plan(sessions, root))
+        answer(sessions, runs[-1], scores(seed, drop=drop))
+    first, noisy, dropped = runs
+    assert history.compare_with_previous(sessions, run_id=first, threshold=0.05) is None
+    assert history.compare_with_previous(sessions, run_id=noisy, threshold=0.05) is False
+    assert history.compare_with_previous(sessions, run_id=dropped, threshold=0.05) is True
+    with sessions() as session:
+        points = session.get(Run, dropped).points_total
+        for run_id, baseline in ((noisy, first), (dropped, noisy)):
+            assert session.get(Run, run_id).baseline_run_id == baseline
+        calm = {d.metric: d for d in stored.run_deltas(session, run_id=noisy)}
+        fell = {d.metric: d for d in stored.run_deltas(session, run_id=dropped)}
+    assert set(calm) == set(fell) == set(history.HEADLINE)
+    es, es_calm = fell["es_rapidfuzz"], calm["es_rapidfuzz"]
+    assert es.pairs == points and es.delta_high < -0.05 and es.regressed
+    assert es.delta_low <= es.delta <= es.delta_high and es.delta == pytest.approx(-0.15, abs=0.03)
+    assert es_calm.delta_low <= 0.0 <= es_calm.delta_high and not es_calm.regressed
+    assert not any(d.regressed for d in calm.values())
+    # the same drop, judged against a larger threshold, is not beyond it
+    assert history.compare_with_previous(sessions, run_id=dropped, threshold=0.25) is False
+
+
+def test_runs_of_another_fingerprint_are_not_compared(
+    sessions: sessionmaker[Session], repo: Path
+) -> None:
+    first = plan(sessions, repo)
+    answer(sessions, first, 0.9)
+    other_model = plan(sessions, repo, model="ensemble@grpc://new-engine:8001")
+    answer(sessions, other_model, 0.1)
+    assert history.compare_with_previous(sessions, run_id=other_model, threshold=0.05) is None
+    unknown_model = plan(sessions, repo, model=None)
+    answer(sessions, unknown_model, 0.1)
+    assert history.compare_with_previous(sessions, run_id=unknown_model, threshold=0.05) is None
+    with sessions() as session:
+        assert session.get(Run, other_model).baseline_run_id is None
+        assert stored.run_deltas(session, run_id=other_model) == []
 
 
 def test_the_baseline_is_the_latest_finished_run_of_the_same_repository(

@@ -1,6 +1,7 @@
 """The `aixaudit` command line: each command composes core functions and renders the result.
 
 runs.py      audit, report, runs, status, resume, cancel
+compare.py   compare two runs on their shared points
 schedule.py  nightly audits
 admin.py     serve, api, db, model-repo
 shared.py    consoles, database, progress bars, run options, report rendering
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from . import admin, runs, schedule
+from . import admin, compare, runs, schedule
 from .shared import AixauditGroup
 
 
@@ -27,6 +28,7 @@ for command in (
     runs.status_command,
     runs.resume_command,
     runs.cancel_command,
+    compare.compare_command,
     schedule.schedule_group,
     admin.serve_command,
     admin.api_command,

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -20,9 +21,10 @@ from aixaudit.config import Settings
 from aixaudit.errors import AixauditError
 from aixaudit.prompts import PROFILES
 from aixaudit.scoring import METRICS, AcceptanceRule
+from aixaudit.stats import Interval
 from aixaudit.store import db, reports
 
-# The metrics shown in the report table (all of them are in --json), by column title.
+# The metrics shown in the report tables (all of them are in --json), by column title.
 HEADLINE = {
     "exact_match": "EM",
     "es_rapidfuzz": "ES",
@@ -145,34 +147,72 @@ def show_report(sessions: sessionmaker[Session], run_id: int, as_json: bool) -> 
         f"status [bold]{run.status}[/bold]  profile {run.profile}  "
         f"files {report.files} (skipped: {skips(report.skipped)})"
     )
-    table = Table(title_justify="left")
-    # points, answered (a suggestion came back), failed requests, accepted, acceptance rate
-    for column in ("", "pts", "ok", "err", "acc", "rate", *HEADLINE.values()):
-        table.add_column(
-            column, justify="right" if column else "left", min_width=None if column else 12
-        )
-    for heading, rows in (
+    sections = (
         ("", [report.totals]),
         ("by language", report.by_language),
         ("by span kind", report.by_kind),
-    ):
+    )
+    # points, answered (a suggestion came back: the n of the rate), failed requests, accepted
+    counts = report_table("pts", "ok", "err", "acc", "rate", *(HEADLINE[name] for name in LENGTHS))
+    scores = report_table("n", *(HEADLINE[name] for name in HEADLINE if name not in LENGTHS))
+    for heading, rows in sections:
         if heading:
-            table.add_row(f"[dim]{heading}[/dim]")
+            counts.add_row(f"[dim]{heading}[/dim]")
+            scores.add_row(f"[dim]{heading}[/dim]")
         for row in rows:
-            table.add_row(
+            counts.add_row(
                 row.key,
-                str(row.points),
-                str(row.suggestions),
-                str(row.errors),
-                str(row.accepted),
-                percent(row.acceptance_rate),
-                *(number(row.metrics.get(name)) for name in HEADLINE),
+                *(str(n) for n in (row.points, row.suggestions, row.errors, row.accepted)),
+                estimate(row.acceptance_rate, row.intervals.get("acceptance_rate"), percent),
+                *(estimate(row.metrics.get(m), row.intervals.get(m), figure) for m in LENGTHS),
             )
-        table.add_section()
-    console.print(table)
+            scores.add_row(
+                row.key,
+                str(row.suggestions),
+                *(
+                    estimate(row.metrics.get(name), row.intervals.get(name), figure)
+                    for name in HEADLINE
+                    if name not in LENGTHS
+                ),
+            )
+        counts.add_section()
+        scores.add_section()
+    console.print(counts)
+    console.print(scores)
+    console.print(
+        "[dim]under each number its 95% interval: Wilson for the rate, a bootstrap over files "
+        "for the means (none within a single file); n = ok, the suggestions that came back[/dim]"
+    )
     for info in report.metrics:
         console.print(f"[dim]{info.name} v{info.version}: {info.definition}[/dim]")
     console.print(f"[dim]accepted when: {json.dumps(report.acceptance_rule)}[/dim]")
+
+
+LENGTHS = ("length_pred", "length_ref")  # character means, shown beside the counts
+
+
+def report_table(*columns: str) -> Table:
+    """A report table that fits 80 columns: a group column, then right-aligned numbers."""
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False)
+    table.add_column("", min_width=10)
+    for column in columns:
+        table.add_column(column, justify="right")
+    return table
+
+
+def estimate(value: float | None, interval: Interval | None, shown: Callable[[float], str]) -> str:
+    """A number with its 95% interval on the line below (numbers here are never negative)."""
+    if value is None:
+        return "-"
+    if interval is None:
+        return shown(value)
+    return f"{shown(value)}\n[dim]{shown(interval.low)}–{shown(interval.high)}[/dim]"
+
+
+def figure(value: float) -> str:
+    """A mean in at most 4 characters: 0.42, 12.3, 123."""
+    size = abs(value)
+    return f"{value:.2f}" if size < 10 else f"{value:.1f}" if size < 100 else f"{value:.0f}"
 
 
 def regression_mark(flag: bool | None) -> str:
@@ -181,10 +221,6 @@ def regression_mark(flag: bool | None) -> str:
 
 def percent(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:.0%}"
-
-
-def number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
 
 
 def skips(skipped: dict[str, int]) -> str:

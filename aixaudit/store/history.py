@@ -96,14 +96,15 @@ def save_comparison(
     threshold: float,
 ) -> bool | None:
     """Replace the run's deltas (dicts of RunDelta columns but run_id) and set its regression
-    flag: True when any delta regressed, None without a baseline. Safe to repeat."""
+    flag: True when any delta regressed, None without a delta (no baseline, or nothing shared
+    with it). Safe to repeat."""
     run = get_run(session, run_id=run_id)
     session.execute(delete(RunDelta).where(RunDelta.run_id == run_id))
     if deltas:
         session.execute(insert(RunDelta), [{**delta, "run_id": run_id} for delta in deltas])
     run.baseline_run_id = baseline_run_id
     run.regression_threshold = threshold
-    run.regression = None if baseline_run_id is None else any(d["regressed"] for d in deltas)
+    run.regression = any(delta["regressed"] for delta in deltas) if deltas else None
     session.flush()
     return run.regression
 

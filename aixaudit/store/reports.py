@@ -1,4 +1,6 @@
-"""Reports: what a run found, aggregated by the database (totals, by language, by span kind).
+"""Reports: what a run found, aggregated by the database (totals, by language, by span kind),
+with the uncertainty of each headline number: a Wilson interval for a rate, a file-clustered
+bootstrap interval for a mean (see aixaudit/stats.py), each with its n.
 
 Plain frozen dataclasses, so the CLI renders them, the API serialises them (`asdict`) and
 tests compare them, all from one query path.
@@ -10,10 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from aixaudit.stats import SEED, Interval, cluster_bootstrap, wilson
 from aixaudit.store.queries import get_run
+from aixaudit.store.scored import UNKNOWN, ScoredPoints, scored_points
 from aixaudit.store.tables import File, Metric, Point, Repository, Run, Score, Suggestion
 
 
@@ -38,6 +43,7 @@ class RunSummary:
     errors: int  # points whose every request failed
     accepted: int
     acceptance_rate: float | None  # accepted / suggestions; None before any suggestion
+    acceptance_interval: Interval | None  # Wilson 95%, n = suggestions
     reused: int  # results taken over from an earlier run (unchanged files)
     regression: bool | None  # vs the previous run of the repository; None: not compared
 
@@ -50,6 +56,7 @@ class Breakdown:
     `metrics` maps each metric's name to its mean; the means of length_pred and length_ref are
     aiXcoder's Length(Pred/Ref), mean prediction and mean reference characters (a mean of
     per-suggestion ratios would weigh a 2-character reference like a 100-character one).
+    `intervals` gives the 95% interval and n of "acceptance_rate" and of each metric's mean.
     """
 
     key: str
@@ -64,6 +71,7 @@ class Breakdown:
     chars_accepted: int
     mean_latency_ms: float | None
     metrics: dict[str, float]
+    intervals: dict[str, Interval]
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,7 @@ def _summaries(session: Session, runs: Select[Any]) -> list[RunSummary]:
                 errors=int(count.errors) if count else 0,
                 accepted=accepted,
                 acceptance_rate=rate_of(accepted, suggestions),
+                acceptance_interval=wilson(accepted, suggestions),
                 reused=int(count.reused) if count else 0,
                 regression=run.regression,
             )
@@ -176,10 +185,26 @@ def list_runs(
     return _summaries(session, runs)
 
 
+def mean_intervals(points: ScoredPoints, *, seed: int) -> dict[str, Interval]:
+    """The cluster-bootstrap interval of each metric's mean over `points`, by metric name."""
+    names = list(points.scores)
+    if not names:
+        return {}
+    table = np.column_stack([points.scores[name] for name in names])
+    found = cluster_bootstrap(table, points.path, seed=seed)
+    return {name: interval for name, interval in zip(names, found, strict=True) if interval}
+
+
 def _breakdowns(
-    session: Session, *, run_id: int, group: InstrumentedAttribute[Any] | None
+    session: Session,
+    *,
+    run_id: int,
+    group: InstrumentedAttribute[Any] | None,
+    points: ScoredPoints,
+    seed: int,
 ) -> list[Breakdown]:
-    """Tallies and metric means per value of `group` (one "all" row when group is None)."""
+    """Tallies, metric means and their intervals per value of `group` (one "all" row when
+    group is None)."""
     grouping = [group] if group is not None else []
     keys = [group.label("key")] if group is not None else []
     counts = (
@@ -201,11 +226,19 @@ def _breakdowns(
     counts = counts.group_by(*grouping).order_by(*grouping)
 
     def key_of(row: Any) -> str:
-        return "all" if group is None else str(row.key or "unknown")
+        return "all" if group is None else str(row.key or UNKNOWN)
 
     metric_means: dict[str, dict[str, float]] = {}
     for row in session.execute(means):
         metric_means.setdefault(key_of(row), {})[row.metric_name] = float(row.mean)
+    column = None if group is None else getattr(points, group.key)
+
+    def intervals(row: Any) -> dict[str, Interval]:
+        rate = wilson(int(row.accepted), int(row.suggestions))
+        scope = points if column is None else points.take(column == key_of(row))
+        found = mean_intervals(scope, seed=seed)
+        return {"acceptance_rate": rate, **found} if rate else found
+
     return [
         Breakdown(
             key=key_of(row),
@@ -220,14 +253,15 @@ def _breakdowns(
             chars_accepted=int(row.chars_accepted),
             mean_latency_ms=None if row.mean_latency_ms is None else float(row.mean_latency_ms),
             metrics=dict(sorted(metric_means.get(key_of(row), {}).items())),
+            intervals=intervals(row),
         )
         for row in session.execute(counts)
     ]
 
 
-def run_report(session: Session, *, run_id: int) -> RunReport:
+def run_report(session: Session, *, run_id: int, seed: int = SEED) -> RunReport:
     """The report of one run, aggregated by the database. Metric means assume one version of each
-    metric per run (a run is scored by one version of the code)."""
+    metric per run (a run is scored by one version of the code). `seed` drives the bootstrap."""
     run = get_run(session, run_id=run_id)
     [summary] = _summaries(session, _runs_with_repository().where(Run.id == run_id))
     skipped = session.execute(
@@ -244,7 +278,8 @@ def run_report(session: Session, *, run_id: int) -> RunReport:
         Suggestion.run_id == run_id,
     )
     metrics = session.scalars(select(Metric).where(used).order_by(Metric.name, Metric.version))
-    [totals] = _breakdowns(session, run_id=run_id, group=None)
+    points = scored_points(session, run_id=run_id)
+    [totals] = _breakdowns(session, run_id=run_id, group=None, points=points, seed=seed)
     return RunReport(
         run=summary,
         config=run.config,
@@ -252,8 +287,10 @@ def run_report(session: Session, *, run_id: int) -> RunReport:
         files=int(files or 0),
         skipped={str(reason): int(count) for reason, count in skipped},
         totals=totals,
-        by_language=_breakdowns(session, run_id=run_id, group=File.language),
-        by_kind=_breakdowns(session, run_id=run_id, group=Point.kind),
+        by_language=_breakdowns(
+            session, run_id=run_id, group=File.language, points=points, seed=seed
+        ),
+        by_kind=_breakdowns(session, run_id=run_id, group=Point.kind, points=points, seed=seed),
         metrics=[
             MetricInfo(
                 name=m.name,

@@ -129,15 +129,17 @@ class Run(Base):
     schedule_id: Mapped[int | None] = mapped_column(
         ForeignKey("schedules.id", ondelete="SET NULL"), index=True
     )
-    # The comparison with the previous run of the same repository (see RunDelta); regression
-    # is None until compared, True when a headline metric dropped by more than the threshold.
+    # The paired comparison with the previous finished run of the same repository and
+    # fingerprint (see RunDelta); regression is None until compared or when nothing could be
+    # paired, True when a headline metric's interval lies wholly beyond the threshold.
     baseline_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     regression: Mapped[bool | None]
     regression_threshold: Mapped[float | None] = mapped_column(Float)
 
 
 class RunDelta(Base):
-    """How much one headline metric moved against the run's baseline run."""
+    """How much one headline metric moved against the run's baseline run, on the points the
+    two runs share (paired). Rows from before migration 0005 have no interval or pair count."""
 
     __tablename__ = "run_deltas"
 
@@ -145,8 +147,12 @@ class RunDelta(Base):
     metric: Mapped[str] = mapped_column(String(64), primary_key=True)
     baseline: Mapped[float] = mapped_column(Float)
     value: Mapped[float] = mapped_column(Float)
-    delta: Mapped[float] = mapped_column(Float)  # value - baseline
-    regressed: Mapped[bool]  # worse (in the metric's direction) by more than the threshold
+    delta: Mapped[float] = mapped_column(Float)  # value - baseline, mean over the pairs
+    delta_low: Mapped[float | None] = mapped_column(Float)  # 95% cluster-bootstrap interval
+    delta_high: Mapped[float | None] = mapped_column(Float)
+    pairs: Mapped[int | None] = mapped_column(Integer)
+    # the whole interval is worse (in the metric's direction) than the threshold
+    regressed: Mapped[bool]
 
 
 class Schedule(Base):

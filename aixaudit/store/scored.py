@@ -1,0 +1,113 @@
+"""A run's points with their outcome and scores, as columns: what intervals and comparisons
+compute on. Two queries per run (points, scores), whatever its size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from aixaudit.store.tables import File, Point, Score, Suggestion
+
+UNKNOWN = "unknown"  # the group of points whose file has no language
+
+
+@dataclass(frozen=True)
+class ScoredPoints:
+    """One entry per point of a run, in point id order. `answered`: a suggestion came back;
+    `scores[metric]` is NaN where the point has no score."""
+
+    point_id: npt.NDArray[np.int64]
+    key: npt.NDArray[np.str_]  # path, byte range and span kind: the same point in another run
+    path: npt.NDArray[np.str_]
+    sha256: npt.NDArray[np.str_]  # the file's content hash ("" when not read)
+    language: npt.NDArray[np.str_]
+    kind: npt.NDArray[np.str_]
+    answered: npt.NDArray[np.bool_]
+    accepted: npt.NDArray[np.bool_]
+    scores: dict[str, npt.NDArray[np.float64]]
+
+    def __len__(self) -> int:
+        return len(self.point_id)
+
+    def take(self, index: npt.NDArray[np.int64] | npt.NDArray[np.bool_]) -> ScoredPoints:
+        """The points at `index` (positions or a mask), in that order."""
+        return ScoredPoints(
+            point_id=self.point_id[index],
+            key=self.key[index],
+            path=self.path[index],
+            sha256=self.sha256[index],
+            language=self.language[index],
+            kind=self.kind[index],
+            answered=self.answered[index],
+            accepted=self.accepted[index],
+            scores={name: values[index] for name, values in self.scores.items()},
+        )
+
+
+def scored_points(session: Session, *, run_id: int) -> ScoredPoints:
+    rows = session.execute(
+        select(
+            Point.id,
+            Point.key,
+            File.path,
+            File.sha256,
+            File.language,
+            Point.kind,
+            and_(Suggestion.id.is_not(None), Suggestion.error.is_(None)).label("answered"),
+            Suggestion.accepted,
+        )
+        .join(File, Point.file_id == File.id)
+        .outerjoin(Suggestion, Suggestion.point_id == Point.id)
+        .where(Point.run_id == run_id)
+        .order_by(Point.id)
+    ).all()
+    point_ids = np.array([row.id for row in rows], dtype=np.int64)
+    position = {point_id: i for i, point_id in enumerate(point_ids.tolist())}
+    scores: dict[str, npt.NDArray[np.float64]] = {}
+    for point_id, name, value in session.execute(
+        select(Suggestion.point_id, Score.metric_name, Score.value)
+        .join(Score, Score.suggestion_id == Suggestion.id)
+        .where(Suggestion.run_id == run_id)
+    ):
+        column = scores.setdefault(name, np.full(len(rows), np.nan))
+        column[position[point_id]] = value
+    return ScoredPoints(
+        point_id=point_ids,
+        key=np.array([row.key for row in rows], dtype=str),
+        path=np.array([row.path for row in rows], dtype=str),
+        sha256=np.array([row.sha256 or "" for row in rows], dtype=str),
+        language=np.array([row.language or UNKNOWN for row in rows], dtype=str),
+        kind=np.array([row.kind for row in rows], dtype=str),
+        answered=np.array([bool(row.answered) for row in rows], dtype=bool),
+        accepted=np.array([bool(row.accepted) for row in rows], dtype=bool),
+        scores=dict(sorted(scores.items())),
+    )
+
+
+@dataclass(frozen=True)
+class PointText:
+    path: str
+    start_line: int
+    end_line: int
+    original: str
+    text: str | None  # the suggestion, None when none came back
+
+
+def point_texts(session: Session, point_ids: Sequence[int]) -> dict[int, PointText]:
+    """Where each point is and what was and was suggested there, by point id (one query)."""
+    rows = session.execute(
+        select(Point.id, File.path, Point.start_line, Point.end_line, Point.original)
+        .add_columns(Suggestion.text)
+        .join(File, Point.file_id == File.id)
+        .outerjoin(Suggestion, Suggestion.point_id == Point.id)
+        .where(Point.id.in_(list(point_ids)))
+    )
+    return {
+        row.id: PointText(row.path, row.start_line, row.end_line, row.original, row.text)
+        for row in rows
+    }
