@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, cli, compare, sources
+from aixaudit import audit, cli, compare, history, sources
+from aixaudit.audit import AuditOptions
 from aixaudit.cli import shared
 from aixaudit.config import get_settings
 from aixaudit.errors import ComparisonError
@@ -25,7 +26,7 @@ from aixaudit.scoring import METRICS, AcceptanceRule
 from aixaudit.server import LocalTriton
 from aixaudit.stats import Interval, mcnemar_exact
 from aixaudit.store import queries
-from aixaudit.store.db import session_factory
+from aixaudit.store.db import make_engine, session_factory
 from aixaudit.store.tables import File, Point
 
 OPTIONS = audit.AuditOptions(profile="l2r", per_file=3, max_points=40)
@@ -289,14 +290,14 @@ def test_compare_two_real_runs_of_a_fixture_repository(
 
     def audit_run(tokens: int) -> dict:
         done = run_cli(
-            "audit", str(repo), "--profile", "l2r", "--per-file", "4", "--max-points", "36",
-            "--max-new-tokens", str(tokens), "--json", env=env,
+            "audit", str(repo), "--profile", "l2r", "--per-file", "4", "--max-points", "32",
+            "--prompt-budget", "256", "--max-new-tokens", str(tokens), "--json", env=env,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
-    short, long, again = audit_run(4), audit_run(8), audit_run(8)
-    answered = {r["run"]["id"]: r["totals"]["suggestions"] for r in (short, long, again)}
+    short, long = audit_run(4), audit_run(8)
+    answered = {r["run"]["id"]: r["totals"]["suggestions"] for r in (short, long)}
 
     def compared(a: dict, b: dict) -> dict:
         done = run_cli("compare", str(a["run"]["id"]), str(b["run"]["id"]), "--json", env=env)
@@ -312,7 +313,27 @@ def test_compare_two_real_runs_of_a_fixture_repository(
     lengths = {m["metric"]: m for m in options["groups"][0]["metrics"]}["length_pred"]
     assert lengths["difference"] > 0  # twice the tokens: longer suggestions
 
-    same = compared(long, again)  # fp32 greedy decoding on CPU: the same completions
+    assert long["run"]["regression"] is None  # other options: not compared with `short`
+
+    # An identical run: the same checkout, options and model, every result taken over from
+    # `long` (its files are unchanged), compared with it by the command and the regression check.
+    sessions = session_factory(make_engine(f"sqlite:///{tmp_path / 'data' / 'aixaudit.db'}"))
+    with sessions() as session:
+        stored = queries.get_run(session, run_id=long["run"]["id"])
+        options, rule = AuditOptions.model_validate(stored.config), stored.acceptance_rule
+        model = stored.model
+    checkout = sources.checkout(str(repo), ref=None, cache_dir=tmp_path / "cache")
+    identical = history.plan_tracked_run(
+        sessions,
+        checkout=checkout,
+        options=options,
+        rule=AcceptanceRule.from_dict(rule),
+        model=model,
+        reuse=True,
+    )
+    assert audit.finish_run(sessions, run_id=identical).value == "done"
+    assert history.compare_with_previous(sessions, run_id=identical, threshold=0.05) is False
+    same = compared(long, {"run": {"id": identical}})
     assert same["pairs"] == answered[long["run"]["id"]]
     for found in same["groups"][0]["metrics"]:
         assert found["difference"] == 0.0

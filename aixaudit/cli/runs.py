@@ -70,7 +70,9 @@ def audit_command(
     options, rule = audit_request(settings, choices)
     sessions = sessions_for(settings)
     checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
-    run_id = audit.plan_run(sessions, checkout=checkout, options=options, rule=rule)
+    run_id = history.plan_tracked_run(
+        sessions, checkout=checkout, options=options, rule=rule, model=settings.model
+    )
     with sessions() as session:
         points = queries.get_run(session, run_id=run_id).points_total
     errors.print(f"run {run_id}: {points} points to complete in {checkout.origin}")
@@ -84,6 +86,9 @@ def audit_command(
             progress=progress,
         )
     errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
+    if status in (RunStatus.DONE, RunStatus.PARTIAL):
+        threshold = settings.regression_threshold
+        history.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
     show_report(sessions, run_id, as_json)
 
 
