@@ -86,6 +86,12 @@ def test_the_compare_view_pairs_two_runs(dashboard: Server, browser: Browser) ->
     ]  # fmt: skip
     assert rows["all:all"][-2:] == ["0 / 9", "0.004"]
     assert page.evaluate("document.querySelectorAll('#comparison td.better').length") >= 3
+    # The forest plot: a mark per group and metric, the overall ones above zero beyond doubt.
+    verdicts = page.evaluate(
+        "[...document.querySelectorAll('svg.forest g.difference')].map(g => g.classList[1])"
+    )
+    assert len(verdicts) == 2 * len(found["groups"])
+    assert verdicts[0] == "better"
     for key, group in (("language:python", "python"), ("kind:statement", "statement")):
         [expected] = [g for g in found["groups"] if g["key"] == group]
         assert rows[key][:2] == [key.replace(":", " "), str(expected["pairs"])]

@@ -274,6 +274,8 @@ async function showRun(section, runId) {
       barChart("by span kind", run.id, "kind", report.by_kind)),
     el("h3", {}, `Trend of ${trend.repository.name}`),
     trend.points.length ? trendChart(trend.points, run.id) : el("p", { class: "message" }, "No finished run yet."),
+    el("p", { class: "message" }, "Whiskers: 95% intervals. ▼: a run flagged as a regression, a paired drop " +
+      "against its baseline run whose whole interval lies beyond the threshold."),
     el("h3", {}, "Tables ", exportButtons(`/api/runs/${run.id}`, `run-${run.id}-report`)),
     el("p", { class: "message" }, "Click a group, a number of suggestions or of acceptances for those suggestions."),
     breakdownTable(run.id, "totals", null, [report.totals]),
@@ -380,6 +382,40 @@ function comparisonTable(found) {
       el("td", { class: "num" }, group.mcnemar_p < 0.001 ? "<0.001" : group.mcnemar_p.toFixed(3))))));
 }
 
+// B − A of acceptance and ES per group: a dot at the difference, a whisker for its 95% interval,
+// the zero line between; green when the whole interval is above zero, red when below.
+function forestPlot(found) {
+  const columns = [["acceptance_rate", "acceptance B − A"], ["es_rapidfuzz", "ES B − A"]];
+  const label = 150, plot = 260, gap = 60, rowHeight = 16, top = 30;
+  const width = label + columns.length * (plot + gap), height = top + found.groups.length * rowHeight + 20;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, class: "forest", role: "img",
+    "aria-label": "paired differences B − A with 95% intervals, by group" });
+  found.groups.forEach((group, r) => chart.append(svg("text", { x: label - 8, y: top + r * rowHeight + 12,
+    class: "label plain", "text-anchor": "end" }, group.grouping === "all" ? "all" : `${group.grouping} ${group.key}`)));
+  columns.forEach(([name, title], c) => {
+    const left = label + c * (plot + gap);
+    const x = (value) => left + ((value + 1) / 2) * plot;  // -1 .. +1
+    chart.append(svg("text", { x: left + plot / 2, y: 12, class: "title", "text-anchor": "middle" }, title));
+    for (const tick of [-1, -0.5, 0, 0.5, 1]) {
+      chart.append(svg("line", { x1: x(tick), x2: x(tick), y1: top - 6, y2: height - 16, class: tick ? "grid" : "zero" }),
+        svg("text", { x: x(tick), y: height - 4, class: "axis", "text-anchor": "middle" }, tick ? signed(tick).replace(".0", "") : "0"));
+    }
+    found.groups.forEach((group, r) => {
+      const metric = group.metrics.find((m) => m.metric === name);
+      if (!metric) return;
+      const y = top + r * rowHeight + 8, ci = metric.interval;
+      const verdict = !ci ? "unsure" : ci.low > 0 ? "better" : ci.high < 0 ? "worse" : "unsure";
+      const mark = svg("g", { class: `difference ${verdict}` });
+      if (ci) mark.append(svg("line", { x1: x(ci.low), x2: x(ci.high), y1: y, y2: y }));
+      mark.append(svg("circle", { cx: x(metric.difference), cy: y, r: 3.5 },
+        svg("title", {}, `${group.key}: ${title} ${signed(metric.difference)} points, 95% ` +
+          (ci ? `${signed(ci.low)} to ${signed(ci.high)}` : "none (one file)") + `, ${metric.n} pairs`)));
+      chart.append(mark);
+    });
+  });
+  return chart;
+}
+
 async function showCompare(section, params) {
   const [a, b] = [params.get("a") || "", params.get("b") || ""];
   const form = el("form", { id: "compare-form", class: "pickers" },
@@ -388,14 +424,15 @@ async function showCompare(section, params) {
     el("button", { type: "submit" }, "Compare"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    location.hash = `#/compare?a=${form.elements["run-a"].value}&b=${form.elements["run-b"].value}`;
+    const chosen = new URLSearchParams({ a: form.elements["run-a"].value, b: form.elements["run-b"].value });
+    location.hash = `#/compare?${chosen}`;
   });
   const parts = [el("h2", {}, "Compare two runs"), form];
   if (!a || !b) {
     section.replaceChildren(...parts, el("p", { class: "message" }, "Choose two runs of one commit: B is compared with A on the points both answered."));
     return;
   }
-  const url = `/api/compare?a=${a}&b=${b}`;
+  const url = `/api/compare?${new URLSearchParams({ a, b })}`;
   let found;
   try {
     found = await getJSON(url);
@@ -414,6 +451,7 @@ async function showCompare(section, params) {
       `(McNemar exact p = ${overall.mcnemar_p.toPrecision(2)}).`),
     el("h3", {}, "Differences ", exportButtons(url, `compare-${a}-${b}`)),
     el("p", { class: "message" }, "B − A in points (of 100) with its 95% bootstrap interval over files; green: B better beyond doubt, red: worse."),
+    forestPlot(found),
     comparisonTable(found),
     el("h3", {}, `Where they disagree most (${found.disagreement_metric})`),
     ...found.disagreements.map((d, i) => el("article", { class: "disagreement", "data-rank": i + 1 },
