@@ -185,7 +185,7 @@ def list_runs(
     return _summaries(session, runs)
 
 
-def mean_intervals(points: ScoredPoints, *, seed: int) -> dict[str, Interval]:
+def _mean_intervals(points: ScoredPoints, *, seed: int) -> dict[str, Interval]:
     """The cluster-bootstrap interval of each metric's mean over `points`, by metric name."""
     names = list(points.scores)
     if not names:
@@ -236,7 +236,7 @@ def _breakdowns(
     def intervals(row: Any) -> dict[str, Interval]:
         rate = wilson(int(row.accepted), int(row.suggestions))
         scope = points if column is None else points.take(column == key_of(row))
-        found = mean_intervals(scope, seed=seed)
+        found = _mean_intervals(scope, seed=seed)
         return {"acceptance_rate": rate, **found} if rate else found
 
     return [
