@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aixaudit import __version__
-from aixaudit.errors import RepositoryNotFound, RunNotFound
+from aixaudit.errors import ComparisonError, RepositoryNotFound, RunNotFound
 from api import queue
 from api.routes import api_router
 from workers.celery import app as celery_app
@@ -38,6 +38,11 @@ def index() -> FileResponse:
 @app.exception_handler(RepositoryNotFound)
 def not_found(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
+
+
+@app.exception_handler(ComparisonError)
+def not_comparable(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
 
 
 @app.exception_handler(OperationalError)

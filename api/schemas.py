@@ -3,6 +3,7 @@ dataclasses (responses read them by attribute), so either can change behind it."
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -18,6 +19,16 @@ from aixaudit.store.trends import TrendBy
 
 class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class IntervalOut(Schema):
+    """A 95% interval and the number of observations behind it: a Wilson score interval for a
+    rate (n: suggestions), a seeded bootstrap over files for a mean or a paired difference (n:
+    suggestions or pairs with a value)."""
+
+    low: float
+    high: float
+    n: int
 
 
 class RunOut(Schema):
@@ -40,6 +51,9 @@ class RunOut(Schema):
     errors: int = Field(description="points whose every request failed")
     accepted: int
     acceptance_rate: float | None = Field(description="accepted / suggestions")
+    acceptance_interval: IntervalOut | None = Field(
+        description="Wilson 95% interval of the acceptance rate; null without suggestions"
+    )
     reused: int = Field(description="results taken over from an earlier run")
     regression: bool | None = Field(description="vs the previous finished run; null: not compared")
 
@@ -59,6 +73,10 @@ class BreakdownOut(Schema):
     chars_accepted: int
     mean_latency_ms: float | None
     metrics: dict[str, float] = Field(description="mean of each metric over the suggestions")
+    intervals: dict[str, IntervalOut] = Field(
+        description="95% interval and n of acceptance_rate (Wilson) and of each metric's mean "
+        "(bootstrap over files); a mean over a single file has none"
+    )
 
 
 class MetricOut(Schema):
@@ -69,13 +87,16 @@ class MetricOut(Schema):
 
 
 class DeltaOut(Schema):
-    """How far a headline number moved against the baseline run."""
+    """How far a headline number moved against the baseline run, on the points both answered."""
 
     metric: str
-    baseline: float
-    value: float
-    delta: float
-    regressed: bool
+    baseline: float = Field(description="the baseline run's mean over the pairs")
+    value: float = Field(description="this run's mean over the pairs")
+    delta: float = Field(description="value - baseline, the mean of the paired differences")
+    delta_low: float | None = Field(description="95% bootstrap interval of delta (over files)")
+    delta_high: float | None
+    pairs: int | None = Field(description="points paired; null on rows stored before intervals")
+    regressed: bool = Field(description="the whole interval is worse than the threshold")
 
 
 class RunReportOut(Schema):
@@ -150,12 +171,78 @@ class TrendPointOut(Schema):
     chars_suggested: int
     chars_accepted: int
     metrics: dict[str, float] = Field(description="means of exact_match and es_rapidfuzz")
+    intervals: dict[str, IntervalOut] = Field(
+        description="95% interval and n of acceptance_rate and of each of `metrics`"
+    )
+    regressed_run_ids: list[int] = Field(
+        description="the point's runs flagged as a regression against their baseline run"
+    )
 
 
 class TrendOut(Schema):
     repository: RepositoryRef
     by: TrendBy
     points: list[TrendPointOut] = Field(description="finished runs only, oldest first")
+
+
+class ComparedRunOut(Schema):
+    id: int
+    repository_id: int
+    ref: str | None
+    commit: str | None
+    profile: str
+    status: str
+    created_at: datetime
+
+
+class MetricComparisonOut(Schema):
+    """One number on the pairs that have it: B - A with its 95% interval."""
+
+    metric: str = Field(description="acceptance_rate, or a metric's name")
+    n: int = Field(description="pairs with a value on both sides")
+    a: float = Field(description="run A's mean over those pairs")
+    b: float
+    difference: float = Field(description="b - a, the mean of the paired differences")
+    interval: IntervalOut | None = Field(
+        description="95% cluster-bootstrap interval of the difference (resampling files); "
+        "null when the pairs lie in one file"
+    )
+
+
+class GroupComparisonOut(Schema):
+    grouping: str = Field(description="all, language or kind")
+    key: str = Field(description="the language or span kind (all: all)")
+    pairs: int
+    accepted_a_only: int
+    accepted_b_only: int
+    mcnemar_p: float = Field(description="McNemar's exact two-sided p-value for acceptance")
+    metrics: list[MetricComparisonOut] = Field(description="acceptance_rate first, then by name")
+
+
+class DisagreementOut(Schema):
+    """A pair the runs scored most differently, with both suggestions."""
+
+    path: str
+    start_line: int
+    end_line: int
+    reference: str = Field(description="the original text of the span")
+    text_a: str | None
+    text_b: str | None
+    score_a: float
+    score_b: float
+
+
+class ComparisonOut(Schema):
+    """Run B against run A on the points both answered (same key and file content)."""
+
+    a: ComparedRunOut
+    b: ComparedRunOut
+    pairs: int
+    left_out_a: int = Field(description="points of A not paired (not in B, or not answered)")
+    left_out_b: int
+    disagreement_metric: str = Field(description="the metric of A's acceptance rule")
+    groups: list[GroupComparisonOut] = Field(description="all, then by language, then by kind")
+    disagreements: list[DisagreementOut] = Field(description="largest |B - A| first")
 
 
 class AcceptanceIn(BaseModel):
@@ -234,6 +321,7 @@ _ERRORS = {
     401: "no token, or one that is not valid (a WWW-Authenticate header says which)",
     403: "the token's scope does not reach: a read token on a write",
     404: "no run, repository or task with that id",
+    409: "the two runs cannot be compared: different commits, or too few shared points",
     503: "the task queue (Redis) cannot be reached: try again later",
 }
 

@@ -15,6 +15,7 @@ statistics show what a client made the server do.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,3 +142,17 @@ def fixed_cost_server(
     server = LocalTriton(log_dir=tmp_path_factory.mktemp("fixed-cost-logs"))
     with server.start(fixed_cost_repo, env={MODEL_DIR_ENV: str(cpu_model_dir)}):
         yield server
+
+
+@pytest.fixture(scope="session")
+def chromium_binary() -> str:
+    """The real Chromium the page tests drive headless."""
+    binary = shutil.which("chromium")
+    if binary is None:
+        if os.environ.get("AIXAUDIT_SKIP_BROWSER") == "1":
+            pytest.skip("AIXAUDIT_SKIP_BROWSER=1")
+        pytest.fail(
+            "chromium is not installed: run `apt-get update && apt-get install -y chromium` "
+            "(or set AIXAUDIT_SKIP_BROWSER=1 to skip the browser tests)"
+        )
+    return binary

@@ -5,6 +5,7 @@ opened and no client package is needed."""
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -56,6 +57,18 @@ class Page:
         enter = {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13}
         self.call("Input.dispatchKeyEvent", type="keyDown", text="\r", **enter)
         self.call("Input.dispatchKeyEvent", type="keyUp", **enter)
+
+    def screenshot(self, path: Path, *, width: int = 1280) -> None:
+        """A PNG of the whole page at `width` CSS pixels, written to `path`."""
+        self.call("Emulation.clearDeviceMetricsOverride")  # measure at the window's own size
+        height = self.evaluate("document.documentElement.scrollHeight")
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width, height=height, deviceScaleFactor=1, mobile=False,
+        )  # fmt: skip
+        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
 
     def requests(self) -> list[dict[str, Any]]:
         """Every request the page sent so far: url, method, headers."""

@@ -7,9 +7,11 @@ Chromium, and driven by it (typing the token) over the DevTools protocol."""
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
+import math
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -66,12 +69,27 @@ SECOND: list[Result] = [
 THIRD: list[Result | None] = [(False, 0, 0.5, 2, 0, 20, 0), (False, 0, 0.3, 2, 0, 20, 0), None]
 OTHER: list[Result] = [(True, 1, 1.0, 1, 1, 5, 5)]
 LATENCY_MS = 100.0
+COMPARED_ORIGIN = "/srv/compared"
+COMPARED_POINTS = 40  # the polyglot fixture has 40 points at 8 per file
+FAILED_IN_A, FAILED_IN_B = 3, 5  # each run of the comparison lost one point to errors
+
+
+def compared(run: str, number: int) -> Result | None:
+    """The comparison's results by point number, a pattern of period 4: A accepts every other
+    point, B three in four; ES of A by number % 4 is 1.0, 0.3, 0.8, 0.3, of B 1.0, 0.8, 1.0, 0.2."""
+    if number == (FAILED_IN_A if run == "a" else FAILED_IN_B):
+        return None
+    phase = number % 4
+    if run == "a":
+        return (phase % 2 == 0, float(phase == 0), (1.0, 0.3, 0.8, 0.3)[phase], 1, 1, 10, 10)
+    return (phase != 3, float(phase % 2 == 0), (1.0, 0.8, 1.0, 0.2)[phase], 1, 1, 10, 10)
 
 
 @dataclass(frozen=True)
 class Seeded:
-    runs: dict[str, int]  # first, second, third (polyglot, finished), pending (polyglot), other
-    repositories: dict[str, int]  # polyglot, other
+    # first, second, third (polyglot, finished), pending (polyglot), other, a and b (compared)
+    runs: dict[str, int]
+    repositories: dict[str, int]  # polyglot, other, compared
     points: dict[str, list[tuple[int, str, str]]]  # run name -> (point id, language, kind)
 
 
@@ -82,20 +100,24 @@ def seed(url: str) -> Seeded:
 
     def plan(origin: str, points: int, created: datetime) -> int:
         checkout = sources.Checkout(root=POLYGLOT, origin=origin, commit="c0ffee", ref="main")
-        options = audit.AuditOptions(max_points=points)
+        options = audit.AuditOptions(max_points=points, per_file=8 if points > 4 else 3)
         run_id = audit.plan_run(sessions, checkout=checkout, options=options, rule=AcceptanceRule())
         with sessions.begin() as session:
-            queries.get_run(session, run_id=run_id).created_at = created
+            run = queries.get_run(session, run_id=run_id)
+            run.created_at = created
+            run.fingerprint = "seeded"  # one model and options: runs compare with the previous
         return run_id
 
-    def answer(run_id: int, results: list[Result | None], status: str) -> None:
+    def answer(run_id: int, results: list[Result | None], status: str, tag: str = "") -> None:
         with sessions.begin() as session:
-            point_ids = session.scalars(
-                select(Point.id).where(Point.run_id == run_id).order_by(Point.id)
+            points = session.execute(
+                select(Point.id, Point.original).where(Point.run_id == run_id).order_by(Point.id)
             ).all()
             rows = [
-                row(run_id, point_id, number, result)
-                for number, (point_id, result) in enumerate(zip(point_ids, results, strict=True))
+                row(run_id, point_id, number, result, original if tag else None, tag)
+                for number, ((point_id, original), result) in enumerate(
+                    zip(points, results, strict=True)
+                )
             ]
             queries.add_results(session, results=rows, metrics=METRICS)
             queries.set_run_status(session, run_id=run_id, status=status)
@@ -107,12 +129,17 @@ def seed(url: str) -> Seeded:
             "third": plan(str(POLYGLOT), 3, datetime(2025, 1, 2, 3, tzinfo=UTC)),
             "pending": plan(str(POLYGLOT), 2, datetime(2025, 1, 4, 2, tzinfo=UTC)),
             "other": plan(OTHER_ORIGIN, 1, datetime(2025, 1, 3, 2, tzinfo=UTC)),
+            "a": plan(COMPARED_ORIGIN, COMPARED_POINTS, datetime(2024, 12, 1, 2, tzinfo=UTC)),
+            "b": plan(COMPARED_ORIGIN, COMPARED_POINTS, datetime(2024, 12, 2, 2, tzinfo=UTC)),
         }
+        for name in ("a", "b"):
+            results = [compared(name, number) for number in range(COMPARED_POINTS)]
+            answer(runs[name], results, "done", tag=f"model {name.upper()}")
         answer(runs["first"], list(FIRST), "done")
         answer(runs["second"], list(SECOND), "done")
         answer(runs["third"], THIRD, "partial")
         answer(runs["other"], list(OTHER), "done")
-        for name in ("first", "second", "third"):
+        for name in ("first", "second", "third", "a", "b"):
             history.compare_with_previous(sessions, run_id=runs[name], threshold=0.05)
         with sessions() as session:
             repositories = dict(session.execute(select(Repository.name, Repository.id)).all())
@@ -133,8 +160,17 @@ def seed(url: str) -> Seeded:
     return Seeded(runs=runs, repositories=repositories, points=points)  # type: ignore[arg-type]
 
 
-def row(run_id: int, point_id: int, number: int, result: Result | None) -> dict[str, Any]:
-    """A Suggestion row as the audit writes it; None: every request failed."""
+def row(
+    run_id: int,
+    point_id: int,
+    number: int,
+    result: Result | None,
+    original: str | None = None,
+    tag: str = "",
+) -> dict[str, Any]:
+    """A Suggestion row as the audit writes it; None: every request failed. With the point's
+    original, the text is the original where it matched exactly, else its first line and a
+    line of the `tag`'s own (so a diff has something to show)."""
     if result is None:
         return {
             "point_id": point_id, "run_id": run_id, "raw_text": None, "text": None,
@@ -143,9 +179,12 @@ def row(run_id: int, point_id: int, number: int, result: Result | None) -> dict[
             "chars_suggested": 0, "chars_accepted": 0, "scores": {},
         }  # fmt: skip
     accepted, em, es, lines, lines_ok, chars, chars_ok = result
+    text = f"suggestion {number}"
+    if original is not None:
+        text = original if em else f"{original.splitlines()[0]}\n    return None  # {tag}"
     return {
         "point_id": point_id, "run_id": run_id, "raw_text": f"raw {number}",
-        "text": f"suggestion {number}", "prompt_tokens": 10, "latency_ms": LATENCY_MS,
+        "text": text, "prompt_tokens": 10, "latency_ms": LATENCY_MS,
         "attempts": 1, "error": None, "accepted": accepted, "lines_suggested": lines,
         "lines_accepted": lines_ok, "chars_suggested": chars, "chars_accepted": chars_ok,
         "scores": {"exact_match": em, "es_rapidfuzz": es},
@@ -267,7 +306,9 @@ def test_runs_are_listed_latest_first_with_their_numbers(server: Server) -> None
     runs = server.seeded.runs
     seeded = {run_id: name for name, run_id in runs.items()}
     listed = [run for run in server.ok("/api/runs") if run["id"] in seeded]
-    assert [seeded[run["id"]] for run in listed] == ["pending", "other", "third", "second", "first"]
+    assert [seeded[run["id"]] for run in listed] == [
+        "pending", "other", "third", "second", "first", "b", "a",
+    ]  # fmt: skip
     assert [
         (r["status"], r["name"], r["ref"], r["suggestions"], r["points_total"], r["errors"])
         for r in listed
@@ -277,11 +318,20 @@ def test_runs_are_listed_latest_first_with_their_numbers(server: Server) -> None
         ("partial", "polyglot", "main", 2, 3, 1),
         ("done", "polyglot", "main", 4, 4, 0),
         ("done", "polyglot", "main", 4, 4, 0),
+        ("done", "compared", "main", 39, 40, 1),
+        ("done", "compared", "main", 39, 40, 1),
     ]
-    assert [r["accepted"] for r in listed] == [0, 1, 0, 3, 2]
-    assert [r["acceptance_rate"] for r in listed] == [None, 1.0, 0.0, 0.75, 0.5]
-    # third's acceptance rate fell from 75% to 0%; second's rose; first had nothing before it.
-    assert [r["regression"] for r in listed] == [None, None, True, False, None]
+    assert [r["accepted"] for r in listed][:5] == [0, 1, 0, 3, 2]
+    assert [r["acceptance_rate"] for r in listed][:5] == [None, 1.0, 0.0, 0.75, 0.5]
+    # third's acceptance rate fell from 100% to 0% on both pairs (from two files); second's
+    # rose; first had nothing before it; b beat a.
+    assert [r["regression"] for r in listed] == [None, None, True, False, None, False, None]
+    # Wilson 95% intervals, n = suggestions: 3 of 4 is (0.301, 0.954), 0 of 2 is (0, 0.658).
+    intervals = [r["acceptance_interval"] for r in listed]
+    assert intervals[0] is None
+    assert intervals[3] == {"low": pytest.approx(0.30064, abs=1e-5),
+                            "high": pytest.approx(0.95441, abs=1e-5), "n": 4}  # fmt: skip
+    assert intervals[2] == {"low": 0.0, "high": pytest.approx(0.65762, abs=1e-5), "n": 2}
 
     other = server.seeded.repositories["other"]
     assert [r["id"] for r in server.ok("/api/runs", repository=other)] == [runs["other"]]
@@ -296,6 +346,7 @@ def expected_breakdown(
     accepted = sum(r[0] for r in answered)
     return {
         "key": key,
+        "intervals": ANY,  # see test_headline_numbers_carry_intervals
         "points": len(points),
         "suggestions": len(answered),
         "errors": len(results) - len(answered),
@@ -321,7 +372,7 @@ def test_a_run_report_has_totals_breakdowns_definitions_and_deltas(server: Serve
         "key": "all", "points": 4, "suggestions": 4, "errors": 0, "accepted": 3,
         "acceptance_rate": 0.75, "lines_suggested": 4, "lines_accepted": 3,
         "chars_suggested": 40, "chars_accepted": 30, "mean_latency_ms": LATENCY_MS,
-        "metrics": {"es_rapidfuzz": pytest.approx(0.8), "exact_match": 0.5},
+        "metrics": {"es_rapidfuzz": pytest.approx(0.8), "exact_match": 0.5}, "intervals": ANY,
     }  # fmt: skip
     points = server.seeded.points["second"]
     for field, index in (("by_language", 1), ("by_kind", 2)):
@@ -354,9 +405,14 @@ def test_a_run_report_has_totals_breakdowns_definitions_and_deltas(server: Serve
 
     third = server.ok(f"/api/runs/{server.seeded.runs['third']}")
     assert third["totals"] == expected_breakdown(server.seeded.points["third"], THIRD, "all")
-    assert [d["metric"] for d in third["deltas"] if d["regressed"]] == [
-        "acceptance_rate", "es_rapidfuzz", "exact_match",
+    # Both pairs dropped in acceptance (1 to 0) and ES; exact match fell on one pair only (1 to
+    # 0, and 0 to 0), so its interval reaches 0: not a significant drop.
+    deltas = {d["metric"]: d for d in third["deltas"]}
+    assert [name for name, d in deltas.items() if d["regressed"]] == [
+        "acceptance_rate", "es_rapidfuzz",
     ]  # fmt: skip
+    assert (deltas["exact_match"]["delta_low"], deltas["exact_match"]["delta_high"]) == (-1, 0)
+    assert {d["pairs"] for d in third["deltas"]} == {2}
 
 
 def test_suggestions_are_paged_in_file_order_with_scores(server: Server) -> None:
@@ -440,6 +496,160 @@ def test_the_trend_per_day_adds_up_the_day_s_suggestions(server: Server) -> None
         (p["lines_suggested"], p["lines_accepted"], p["chars_suggested"], p["chars_accepted"])
         for p in points
     ] == [(8, 3, 100, 60), (8, 3, 80, 30)]
+
+
+def test_headline_numbers_carry_intervals(server: Server) -> None:
+    """Rates get a Wilson interval, means a bootstrap interval over files, each with its n; the
+    trend marks the runs flagged as regressions."""
+    report = server.ok(f"/api/runs/{server.seeded.runs['second']}")
+    intervals = report["totals"]["intervals"]
+    assert set(intervals) == {"acceptance_rate", "exact_match", "es_rapidfuzz"}
+    assert intervals["acceptance_rate"] == report["run"]["acceptance_interval"]
+    for name, mean in report["totals"]["metrics"].items():
+        assert intervals[name]["n"] == 4
+        assert 0 <= intervals[name]["low"] <= mean <= intervals[name]["high"] <= 1
+    # A group of one file has a rate interval but no bootstrap interval of its means.
+    for row in report["by_language"] + report["by_kind"]:
+        assert row["intervals"]["acceptance_rate"]["n"] == row["suggestions"]
+
+    repository = server.seeded.repositories["polyglot"]
+    points = server.ok(f"/api/repositories/{repository}/trend")["points"]
+    assert [p["regressed_run_ids"] for p in points] == [[], [], [server.seeded.runs["third"]]]
+    assert [p["intervals"]["acceptance_rate"]["n"] for p in points] == [4, 4, 2]
+    assert points[1]["intervals"]["acceptance_rate"] == report["run"]["acceptance_interval"]
+    # The third run's two ES values are 0.5 and 0.3, in two files: the mean of a resample of
+    # files is one of 0.5, 0.4 and 0.3.
+    assert points[2]["intervals"]["es_rapidfuzz"] == {
+        "low": pytest.approx(0.3), "high": pytest.approx(0.5), "n": 2,
+    }  # fmt: skip
+    days = server.ok(f"/api/repositories/{repository}/trend", by="day")["points"]
+    assert [d["intervals"]["acceptance_rate"]["n"] for d in days] == [4, 6]
+
+
+def mcnemar(only_a: int, only_b: int) -> float:
+    """McNemar's exact two-sided p-value, from the binomial distribution written out."""
+    n = only_a + only_b
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n)
+
+
+def test_compare_pairs_the_runs_points(server: Server) -> None:
+    runs = server.seeded.runs
+    found = server.ok("/api/compare", a=runs["a"], b=runs["b"])
+    assert (found["a"]["id"], found["b"]["id"]) == (runs["a"], runs["b"])
+    assert found["a"]["commit"] == found["b"]["commit"] == "c0ffee"
+    # 40 points each; A lost point 3 and B point 5: 38 pairs, 2 left out on each side.
+    assert (found["pairs"], found["left_out_a"], found["left_out_b"]) == (38, 2, 2)
+    paired = [n for n in range(COMPARED_POINTS) if n not in (FAILED_IN_A, FAILED_IN_B)]
+    a = [compared("a", n) for n in paired]
+    b = [compared("b", n) for n in paired]
+    overall = found["groups"][0]
+    assert (overall["grouping"], overall["key"], overall["pairs"]) == ("all", "all", 38)
+    only_a = sum(x[0] and not y[0] for x, y in zip(a, b, strict=True))  # type: ignore[index]
+    only_b = sum(y[0] and not x[0] for x, y in zip(a, b, strict=True))  # type: ignore[index]
+    assert (overall["accepted_a_only"], overall["accepted_b_only"]) == (only_a, only_b) == (0, 9)
+    assert overall["mcnemar_p"] == pytest.approx(mcnemar(0, 9)) == pytest.approx(2 / 2**9)
+    assert [m["metric"] for m in overall["metrics"]] == [
+        "acceptance_rate", "es_rapidfuzz", "exact_match",
+    ]  # fmt: skip
+    for metric, column in zip(overall["metrics"], (0, 2, 1), strict=True):
+        mean_a = sum(float(x[column]) for x in a) / 38  # type: ignore[index]
+        mean_b = sum(float(y[column]) for y in b) / 38  # type: ignore[index]
+        assert (metric["n"], metric["a"], metric["b"]) == (
+            38, pytest.approx(mean_a), pytest.approx(mean_b),
+        )  # fmt: skip
+        assert metric["difference"] == pytest.approx(mean_b - mean_a)
+        interval = metric["interval"]
+        assert interval["n"] == 38 and interval["low"] <= mean_b - mean_a <= interval["high"]
+        assert interval["low"] > 0  # B is better on every number, beyond doubt
+    points = {point_id: point for point_id, *point in server.seeded.points["a"]}
+    for grouping, index in (("language", 0), ("kind", 1)):
+        groups = [g for g in found["groups"] if g["grouping"] == grouping]
+        expected = Counter(point[index] for n, point in enumerate(points.values()) if n in paired)
+        assert {g["key"]: g["pairs"] for g in groups} == dict(expected)
+    # The largest ES gap, 0.3 against 0.8, is at the 9 pairs numbered 1 mod 4 (B lost point 5),
+    # then 0.2 (0.8 against an exact 1.0) at those numbered 2 mod 4.
+    top = found["disagreements"]
+    assert found["disagreement_metric"] == "es_rapidfuzz"
+    assert [(d["score_a"], d["score_b"]) for d in top] == [(0.3, 0.8)] * 9 + [(0.8, 1.0)]
+    assert top[-1]["text_b"] == top[-1]["reference"]
+    for d in top[:9]:
+        assert d["text_a"].endswith("# model A") and d["text_b"].endswith("# model B")
+        assert d["text_a"].splitlines()[0] == d["reference"].splitlines()[0]
+    assert len(server.ok("/api/compare", a=runs["a"], b=runs["b"], top=2)["disagreements"]) == 2
+
+
+def test_compare_refuses_in_one_sentence(server: Server) -> None:
+    runs = server.seeded.runs
+    few = server.get("/api/compare", a=runs["first"], b=runs["second"])
+    assert (few.status_code, few.json()) == (409, {"detail": (
+        f"Runs {runs['first']} and {runs['second']} share 4 answered points, fewer than the 30 "
+        "a comparison needs."
+    )})  # fmt: skip
+    elsewhere = new_pending_run(server.db_url)  # a run with no commit
+    moved = server.get("/api/compare", a=runs["first"], b=elsewhere)
+    assert (moved.status_code, moved.json()) == (409, {"detail": (
+        f"Runs {runs['first']} and {elsewhere} audited different commits (c0ffee and -), so "
+        "they share no points to pair."
+    )})  # fmt: skip
+    unknown = server.get("/api/compare", a=runs["a"], b=9999)
+    assert (unknown.status_code, unknown.json()) == (
+        404,
+        {"detail": "There is no run with id 9999."},
+    )
+    for params, field in (
+        ({"a": runs["a"]}, "b"),
+        ({"a": 0, "b": runs["b"]}, "a"),
+        ({"a": runs["a"], "b": TOO_BIG}, "b"),
+        ({"a": "x", "b": runs["b"]}, "a"),
+        ({"a": runs["a"], "b": runs["b"], "top": 101}, "top"),
+        ({"a": runs["a"], "b": runs["b"], "format": "xml"}, "format"),
+    ):
+        response = server.get("/api/compare", **params)
+        assert response.status_code == 422, (params, response.text)
+        assert response.json()["detail"][0]["loc"][-1] == field
+    assert server.get("/api/compare", token=None, a=runs["a"], b=runs["b"]).status_code == 401
+
+
+def csv_rows(response: httpx.Response) -> list[dict[str, str]]:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"].startswith("attachment; filename=")
+    return list(csv.DictReader(io.StringIO(response.text)))
+
+
+def test_tables_export_as_csv(server: Server) -> None:
+    runs = server.seeded.runs
+    report = server.ok(f"/api/runs/{runs['second']}")
+    rows = csv_rows(server.get(f"/api/runs/{runs['second']}", format="csv"))
+    tables = [("all", [report["totals"]]), ("language", report["by_language"]),
+              ("kind", report["by_kind"])]  # fmt: skip
+    assert [(r["grouping"], r["key"]) for r in rows] == [
+        (grouping, row["key"]) for grouping, table in tables for row in table
+    ]
+    assert rows[0]["accepted"] == "3" and rows[0]["acceptance_rate"] == "0.75"
+    low = report["totals"]["intervals"]["es_rapidfuzz"]["low"]
+    assert float(rows[0]["intervals.es_rapidfuzz.low"]) == pytest.approx(low)
+    assert rows[0]["metrics.exact_match"] == "0.5"
+
+    params = {"language": "python", "limit": 2}
+    page = server.ok(f"/api/runs/{runs['a']}/suggestions", **params)
+    rows = csv_rows(server.get(f"/api/runs/{runs['a']}/suggestions", format="csv", **params))
+    assert [int(r["point_id"]) for r in rows] == [i["point_id"] for i in page["items"]]
+    assert [r["suggestion"] for r in rows] == [i["suggestion"] for i in page["items"]]
+    assert [float(r["scores.es_rapidfuzz"]) for r in rows] == [
+        i["scores"]["es_rapidfuzz"] for i in page["items"]
+    ]
+
+    found = server.ok("/api/compare", a=runs["a"], b=runs["b"])
+    rows = csv_rows(server.get("/api/compare", a=runs["a"], b=runs["b"], format="csv"))
+    expected = [
+        (g["grouping"], g["key"], m["metric"]) for g in found["groups"] for m in g["metrics"]
+    ]
+    assert [(r["grouping"], r["key"], r["metric"]) for r in rows] == expected
+    first = found["groups"][0]["metrics"][0]
+    assert float(rows[0]["difference"]) == pytest.approx(first["difference"])
+    assert float(rows[0]["interval.high"]) == pytest.approx(first["interval"]["high"])
+    assert rows[0]["mcnemar_p"] and rows[0]["pairs"] == "38"
 
 
 def test_repositories_and_metrics(server: Server) -> None:
@@ -645,7 +855,8 @@ def challenge(response: httpx.Response) -> tuple[int, str]:
 def test_reads_take_a_read_token_and_writes_a_write_token(server: Server) -> None:
     run_id = server.seeded.runs["second"]
     reads = ["/api/runs", f"/api/runs/{run_id}", f"/api/runs/{run_id}/suggestions",
-             "/api/repositories", "/api/metrics", f"/api/tasks/{uuid.uuid4()}"]  # fmt: skip
+             "/api/repositories", "/api/metrics", f"/api/tasks/{uuid.uuid4()}",
+             f"/api/compare?a={run_id}&b={run_id}"]  # fmt: skip
     for path in reads:
         missing = server.get(path, token=None)
         assert challenge(missing) == (401, 'Bearer realm="aixaudit"'), path
@@ -761,6 +972,7 @@ def test_openapi_and_the_page_are_served(server: Server) -> None:
         "/api/runs", "/api/runs/{run_id}", "/api/runs/{run_id}/suggestions",
         "/api/runs/{run_id}/cancel", "/api/runs/{run_id}/resume", "/api/tasks/{task_id}",
         "/api/repositories", "/api/repositories/{repository_id}/trend", "/api/metrics",
+        "/api/compare",
     } <= set(paths)  # fmt: skip
     assert server.get("/docs", token=None).status_code == 200
     schema = server.ok("/openapi.json")
@@ -778,19 +990,6 @@ def test_openapi_and_the_page_are_served(server: Server) -> None:
 
 
 # -- the page, in a real browser ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium_binary() -> str:
-    binary = shutil.which("chromium")
-    if binary is None:
-        if os.environ.get("AIXAUDIT_SKIP_BROWSER") == "1":
-            pytest.skip("AIXAUDIT_SKIP_BROWSER=1")
-        pytest.fail(
-            "chromium is not installed: run `apt-get update && apt-get install -y chromium` "
-            "(or set AIXAUDIT_SKIP_BROWSER=1 to skip the browser tests)"
-        )
-    return binary
 
 
 @pytest.fixture(scope="module")
@@ -869,9 +1068,14 @@ def test_a_run_shows_its_report_and_trend(open_reads: Server, chromium: Callable
     runs = server.seeded.runs
     dom = chromium(f"{server.url}/#/runs/{runs['second']}", "--dump-dom")
     assert f"Run #{runs['second']}: polyglot" in dom
-    # key, points, suggestions, errors, accepted, rate, EM, ES, id F1, parses, lines, chars
+    report = server.ok(f"/api/runs/{runs['second']}")
+    es = report["totals"]["intervals"]["es_rapidfuzz"]
+    es_range = f"{round(es['low'] * 100)}–{round(es['high'] * 100)} (n=4)"
+    # key, points, suggestions, errors, accepted, rate, its interval, EM, ES, id F1, parses, ES
+    # interval, lines, chars (Wilson's interval of 3 of 4 is 30% to 95%)
     assert cells(dom, "data-key")["all"] == [
-        "all", "4", "4", "0", "3", "75%", "0.50", "0.80", "–", "–", "3/4", "30/40",
+        "all", "4", "4", "0", "3", "75%", "30–95 (n=4)", "0.50", "0.80", "–", "–", es_range,
+        "3/4", "30/40",
     ]  # fmt: skip
     languages = sorted({point[1] for point in server.seeded.points["second"]})
     assert all(language in cells(dom, "data-key") for language in languages)

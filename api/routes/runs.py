@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import TypeAdapter
 
 from aixaudit.audit import default_profile
 from aixaudit.errors import SourceError
@@ -14,10 +15,12 @@ from aixaudit.spans import SpanKind
 from aixaudit.store import control, history, queries, reports, suggestions, trends
 from api import queue
 from api.deps import MAX_INT, IdPath, SessionDep, SessionsDep, SettingsDep
+from api.export import CSV_RESPONSE, Format, FormatQuery, csv_response
 from api.schemas import (
     AuditQueued,
     AuditRequest,
     DeltaOut,
+    PointOut,
     RunControlOut,
     RunOut,
     RunReportOut,
@@ -27,6 +30,7 @@ from api.schemas import (
 from workers.tasks import plan_audit, resume
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+_ITEMS = TypeAdapter(list[PointOut])
 
 
 @router.get("", responses=errors(404))
@@ -44,11 +48,23 @@ def list_runs(
     return [RunOut.model_validate(run) for run in runs]
 
 
-@router.get("/{run_id}", responses=errors(404))
-def run_report(run_id: IdPath, session: SessionDep) -> RunReportOut:
-    """Totals, breakdowns by language and span kind, the metrics' definitions, the acceptance
-    rule, skipped files and the comparison with the baseline run."""
+@router.get("/{run_id}", response_model=RunReportOut, responses=errors(404) | CSV_RESPONSE)
+def run_report(
+    run_id: IdPath, session: SessionDep, export: FormatQuery = Format.JSON
+) -> RunReportOut | Response:
+    """Totals, breakdowns by language and span kind with the 95% interval and n of each rate
+    and mean, the metrics' definitions, the acceptance rule, skipped files and the comparison
+    with the baseline run. As CSV: the totals and breakdown rows, named by a `grouping` column
+    (all, language, kind)."""
     report = reports.run_report(session, run_id=run_id)
+    if export is Format.CSV:
+        tables = {"all": [report.totals], "language": report.by_language, "kind": report.by_kind}
+        rows = [
+            {"grouping": grouping, **asdict(breakdown)}
+            for grouping, breakdowns in tables.items()
+            for breakdown in breakdowns
+        ]
+        return csv_response(rows, filename=f"run-{run_id}-report.csv")
     return RunReportOut.model_validate(
         {
             **asdict(report),
@@ -60,7 +76,11 @@ def run_report(run_id: IdPath, session: SessionDep) -> RunReportOut:
     )
 
 
-@router.get("/{run_id}/suggestions", responses=errors(404))
+@router.get(
+    "/{run_id}/suggestions",
+    response_model=SuggestionPageOut,
+    responses=errors(404) | CSV_RESPONSE,
+)
 def run_suggestions(
     run_id: IdPath,
     session: SessionDep,
@@ -69,8 +89,10 @@ def run_suggestions(
     accepted: bool | None = None,
     language: Annotated[str | None, Query(max_length=32, pattern="^[a-z0-9_+-]+$")] = None,
     kind: SpanKind | None = None,
-) -> SuggestionPageOut:
-    """The run's points in file order with the suggestion, acceptance and scores of each."""
+    export: FormatQuery = Format.JSON,
+) -> SuggestionPageOut | Response:
+    """The run's points in file order with the suggestion, acceptance and scores of each (as
+    CSV: the page's items, one row each)."""
     page = suggestions.suggestion_page(
         session,
         run_id=run_id,
@@ -80,7 +102,11 @@ def run_suggestions(
         language=language,
         kind=kind,
     )
-    return SuggestionPageOut.model_validate(page)
+    found = SuggestionPageOut.model_validate(page)
+    if export is Format.CSV:
+        rows = _ITEMS.dump_python(found.items, mode="json")
+        return csv_response(rows, filename=f"run-{run_id}-suggestions.csv")
+    return found
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses=errors(400, 403, 503))
