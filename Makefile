@@ -40,3 +40,4 @@ bench: setup
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/workers.py
 	$(BIN)/python benchmarks/faults.py
+	$(BIN)/python benchmarks/context.py
