@@ -59,8 +59,9 @@ class Completion:
     key: str
     text: str | None  # None when the request failed for good
     error: str | None
-    latency_ms: float  # of the successful attempt (or the last failed one)
+    latency_ms: float  # send to answer, of the successful attempt (or the last failed one)
     attempts: int
+    queued_ms: float = 0.0  # taken by a worker to that attempt's send: earlier tries, backoff
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,10 @@ class TritonCompleter:
         max_in_flight: int = 8,
         max_retries: int = 4,
         backoff_s: float = 0.5,
+        weights_sha256: str | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.weights_sha256 = weights_sha256  # known here (the embedded model), else from config
         self.model = model
         self.timeout_s = timeout_s
         self.max_in_flight = max_in_flight
@@ -167,6 +170,25 @@ class TritonCompleter:
                 counts[size] = counts.get(size, 0) + int(batch["compute_infer"].get("count", 0))
         return dict(sorted(counts.items()))
 
+    async def identity(self) -> dict[str, Any]:
+        """What answers: the model's name and versions from its metadata, the server's URL, and
+        its config's `weights_sha256` or `engine_sha256` parameter where the repository sets one."""
+        metadata = await self._metadata()
+        config = await self._json(self._client.get_model_config, self.model)
+        config = config.get("config", config)
+        parameters = {
+            name: value.get("string_value", "")
+            for name, value in config.get("parameters", {}).items()
+        }
+        return {
+            "model": metadata.get("name", self.model),
+            "versions": list(metadata.get("versions", [])),
+            "platform": metadata.get("platform", ""),
+            "weights_sha256": parameters.get("weights_sha256") or self.weights_sha256,
+            "engine_sha256": parameters.get("engine_sha256") or None,
+            "server_url": str(self.endpoint),
+        }
+
     async def _json(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """A metadata call's answer as JSON-like dicts on both protocols (gRPC: as_json)."""
         if self.endpoint.protocol == "grpc":
@@ -208,17 +230,20 @@ class TritonCompleter:
 
     async def _complete_one(self, request: CompletionRequest) -> Completion:
         attempt = 0
+        taken = time.perf_counter()
         while True:
             attempt += 1
             started = time.perf_counter()
+            queued = (started - taken) * 1000
             try:
                 text = await self._infer(request)
                 latency = (time.perf_counter() - started) * 1000
-                return Completion(request.key, text, None, latency, attempt)
+                return Completion(request.key, text, None, latency, attempt, queued)
             except _REQUEST_ERRORS as error:
                 latency = (time.perf_counter() - started) * 1000
                 if not is_transient(error) or attempt > self.max_retries:
-                    return Completion(request.key, None, _first_line(error), latency, attempt)
+                    failed = _first_line(error)
+                    return Completion(request.key, None, failed, latency, attempt, queued)
                 # Full jitter: spreads retries of many in-flight requests over the window. The
                 # request keeps its slot meanwhile, so retries never add to what is in flight.
                 window = min(BACKOFF_CAP_S, self.backoff_s * 2 ** (attempt - 1))

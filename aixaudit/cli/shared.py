@@ -84,9 +84,17 @@ _AUDIT_OPTIONS = (
     click.option("--per-file", default=3, show_default=True, help="Points per file at most."),
     click.option("--max-points", default=40, show_default=True, help="Points per run at most."),
     click.option(
-        "--max-new-tokens", default=32, show_default=True, help="Tokens the model may add."
+        "--max-new-tokens",
+        type=click.IntRange(min=1),
+        help="Cap on the tokens a point may ask; each asks min(cap, ceil(reference tokens * 1.5)"
+        " + 8). Default: the profile's (512 for aixcoder, 128 for l2r).",
     ),
-    click.option("--prompt-budget", default=768, show_default=True, help="Prompt tokens at most."),
+    click.option(
+        "--prompt-budget",
+        type=click.IntRange(min=16),
+        help="Prompt tokens at most. Default: the profile's context less its new-token cap "
+        "(16384 - 512 for aixcoder, split evenly between prefix and suffix; 8192 - 128 for l2r).",
+    ),
     click.option(
         "--accept-metric",
         default="es_rapidfuzz",
@@ -173,6 +181,27 @@ def show_report(sessions: sessionmaker[Session], run_id: int, as_json: bool) -> 
     for info in report.metrics:
         console.print(f"[dim]{info.name} v{info.version}: {info.definition}[/dim]")
     console.print(f"[dim]accepted when: {json.dumps(report.acceptance_rule)}[/dim]")
+    show_run_facts(report)
+
+
+def show_run_facts(report: reports.RunReport) -> None:
+    """What answered the run and how its budgets bit: the lines a reader needs to trust it."""
+    served = report.served_by
+    if served:
+        exact = "exact" if served["tokens_exact"] else "APPROXIMATE"
+        weights = served.get("weights_sha256") or served.get("engine_sha256") or "unknown"
+        console.print(
+            f"answered by {served['model']} v{','.join(served['versions']) or '?'} at "
+            f"{served['server_url']} (weights {weights[:12]}); tokens counted with "
+            f"{served['tokenizer']} ({exact})",
+            highlight=False,
+        )
+    if report.budgets:
+        console.print(
+            f"prompts truncated: {report.budgets.prompts_truncated}; generations at the "
+            f"new-token limit: {report.budgets.at_limit}",
+            highlight=False,
+        )
 
 
 def regression_mark(flag: bool | None) -> str:
