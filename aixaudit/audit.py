@@ -27,7 +27,7 @@ from .inference import Completion, CompletionRequest, TritonCompleter
 from .languages import Language, LimitExceeded, ParseLimits, get_language
 from .offload import Offload, available_cores
 from .postprocess import parses_after_insert, trim_completion
-from .prompts import Prompt, build_prompt, get_profile
+from .prompts import PROFILE_BUDGETS, Prompt, build_prompt, get_profile, new_tokens_for
 from .scoring import (
     METRICS,
     AcceptanceRule,
@@ -60,8 +60,12 @@ class AuditOptions(BaseModel):
     min_chars: int = Field(4, ge=0)
     max_chars: int = Field(400, ge=1)
     max_lines: int = Field(12, ge=1)
-    max_new_tokens: int = Field(32, ge=1)
-    prompt_budget: int = Field(768, ge=16)
+    # None: the profile's (prompts.PROFILE_BUDGETS). max_new_tokens caps each point's ask,
+    # prompts.NEW_TOKENS_RULE with the headroom and margin below.
+    max_new_tokens: int | None = Field(None, ge=1)
+    prompt_budget: int | None = Field(None, ge=16)
+    new_tokens_headroom: float = Field(1.5, ge=1.0)
+    new_tokens_margin: int = Field(8, ge=0)
     max_file_bytes: int = Field(1_000_000, ge=1)
     # A file over either is skipped (parse_timeout, too_complex) rather than stalling the run.
     parse_timeout_s: float = Field(10.0, gt=0)
@@ -73,6 +77,23 @@ class AuditOptions(BaseModel):
     # Repository context before each prompt (aixaudit.context), within its own token budget.
     context: ContextStrategy = ContextStrategy.NONE
     context_budget: int = Field(512, ge=0)
+
+    def with_budgets(self) -> AuditOptions:
+        """These options with the profile's budgets where none were given: what a run stores."""
+        budgets = PROFILE_BUDGETS[get_profile(self.profile).name]
+        return self.model_copy(
+            update={
+                "max_new_tokens": self.max_new_tokens or budgets.new_tokens_cap,
+                "prompt_budget": self.prompt_budget or budgets.prompt,
+            }
+        )
+
+    def new_tokens_for(self, reference_tokens: int) -> int:
+        cap = self.with_budgets().max_new_tokens or 1
+        return new_tokens_for(
+            reference_tokens, cap=cap, headroom=self.new_tokens_headroom,
+            margin=self.new_tokens_margin,
+        )  # fmt: skip
 
     def sampling(self) -> SamplingPolicy:
         return SamplingPolicy(
@@ -131,6 +152,7 @@ def plan_run(
     written in batches, and only the run cap's best points are held. Memory therefore depends
     on the largest file and on max_points, not on the number of files."""
     get_profile(options.profile)  # an unknown profile fails before anything is stored
+    options = options.with_budgets()
     files = sources.scan(checkout.root, max_bytes=options.max_file_bytes)
     with session_factory.begin() as session:
         repository = queries.get_or_create_repository(
@@ -268,6 +290,7 @@ class _PointWork:
     prefix: str
     suffix: str
     prompt: Prompt
+    max_new_tokens: int
 
 
 async def complete_points(
@@ -299,14 +322,13 @@ async def complete_points(
     if options.context is not ContextStrategy.NONE and pending:
         index = await asyncio.to_thread(run_index, session_factory, run_id=run_id)
     work: dict[str, _PointWork] = {}  # prompts sent and not yet answered
-    budget = options.max_new_tokens
 
     def requests() -> Iterator[CompletionRequest]:
         # Lazily: prompts are built while the first requests are already being answered.
         for item in _prepare(pending, blobs, options, counter, index):
             key = str(item.point_id)
             work[key] = item
-            yield CompletionRequest(key, item.prompt.text, budget, profile.stop_words)
+            yield CompletionRequest(key, item.prompt.text, item.max_new_tokens, profile.stop_words)
 
     done, buffer, cancelled = 0, [], False
 
@@ -326,7 +348,7 @@ async def complete_points(
     with Offload[dict[str, Any]](processes) as scoring:
         async for completion in completer.complete(requests()):
             item = work.pop(completion.key)
-            scoring.submit(_result, item, completion, rule, profile.stop_words)
+            scoring.submit(_result, item, completion, rule, profile.stop_words, counter)
             await record(await scoring.results(keep=scoring.backlog))
             if cancelled:
                 break  # a cancel wins: what was answered is kept, nothing more is asked
@@ -343,6 +365,7 @@ def _prepare(
     index: RepoIndex | None = None,
 ) -> Iterator[_PointWork]:
     profile = get_profile(options.profile)
+    options = options.with_budgets()  # runs stored before budgets followed the profile
     files: dict[str, bytes] = {}  # sha256 -> source, encoded once a file
     for point in pending:
         language = get_language(point.language)
@@ -364,16 +387,22 @@ def _prepare(
             prefix=prefix,
             suffix=suffix,
             counter=counter,
-            budget=options.prompt_budget,
+            budget=options.prompt_budget or 0,
             context=context,
         )
+        asked = options.new_tokens_for(counter.count(point.original))
         yield _PointWork(
             point.id, point.run_id, language, point.kind, point.original, prefix, suffix, prompt,
+            asked,
         )  # fmt: skip
 
 
 def _result(
-    work: _PointWork, completion: Completion, rule: AcceptanceRule, stop_words: Sequence[str]
+    work: _PointWork,
+    completion: Completion,
+    rule: AcceptanceRule,
+    stop_words: Sequence[str],
+    counter: TokenCounter | None = None,
 ) -> dict[str, Any]:
     """A Suggestion row (with its scores) for one answer, or the error when there is none."""
     row: dict[str, Any] = {
@@ -385,7 +414,7 @@ def _result(
         "attempts": completion.attempts,
         "retries": list(completion.retries) or None,
         "error": completion.error,
-    }
+    } | _answer_facts(work, completion, counter)
     if completion.text is None:
         return row | {"text": None, "scores": {}}
     text = trim_completion(
@@ -417,6 +446,43 @@ def _result(
         "chars_accepted": chars_accepted,
         "scores": scores,
     }
+
+
+def _answer_facts(
+    work: _PointWork, completion: Completion, counter: TokenCounter | None
+) -> dict[str, Any]:
+    """How the point was asked and answered. The ensemble returns text only, so output tokens
+    are the raw answer counted with the run's tokenizer (exact or not: runs.served_by says)."""
+    output = None
+    if counter is not None and completion.text is not None:
+        output = counter.count(completion.text)
+    return {
+        "output_tokens": output,
+        "max_new_tokens": work.max_new_tokens,
+        "queued_ms": completion.queued_ms,
+        "prompt_truncated": work.prompt.truncated,
+    }
+
+
+async def record_served_by(
+    session_factory: sessionmaker[Session],
+    *,
+    run_id: int,
+    completer: TritonCompleter,
+    counter: TokenCounter,
+) -> dict[str, Any]:
+    """Store what answers the run: the server's model identity and URL, and our tokenizer."""
+    served_by = await completer.identity() | {
+        "tokenizer": counter.name,
+        "tokenizer_sha256": counter.sha256,
+        "tokens_exact": counter.exact,
+    }
+    versions = ",".join(served_by["versions"])
+    model = served_by["model"] + (f":{versions}" if versions else "")
+    with session_factory.begin() as session:
+        run = queries.get_run(session, run_id=run_id)
+        run.served_by, run.model = served_by, run.model or model
+    return served_by
 
 
 def _store(session_factory: sessionmaker[Session], results: list[dict[str, Any]]) -> bool:
@@ -483,6 +549,9 @@ def execute_run(
     async def answer() -> None:
         async with completer:
             await completer.check()
+            await record_served_by(
+                session_factory, run_id=run_id, completer=completer, counter=counter
+            )
             await complete_points(
                 session_factory, run_id=run_id, completer=completer, counter=counter,
                 progress=progress, scoring_processes=processes,

@@ -77,9 +77,10 @@ class Completion:
     key: str
     text: str | None  # None when the request failed for good
     error: str | None
-    latency_ms: float  # of the successful attempt (or the last failed one)
+    latency_ms: float  # send to answer, of the successful attempt (or the last failed one)
     attempts: int
     retries: tuple[str, ...] = ()  # why each attempt but the last was tried again
+    queued_ms: float = 0.0  # taken by a worker to that attempt's send: earlier tries, backoff
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,10 @@ class TritonCompleter:
         max_in_flight: int = 8,
         max_retries: int = 4,
         backoff_s: float = 0.5,
+        weights_sha256: str | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.weights_sha256 = weights_sha256  # known here (the embedded model), else from config
         self.model = model
         self.timeout_s = timeout_s
         self.max_in_flight = max_in_flight
@@ -210,6 +213,25 @@ class TritonCompleter:
                 waited += int(queue["ns"]) / int(queue["count"]) / 1e9
         return waited
 
+    async def identity(self) -> dict[str, Any]:
+        """What answers: the model's name and versions from its metadata, the server's URL, and
+        its config's `weights_sha256` or `engine_sha256` parameter where the repository sets one."""
+        metadata = await self._metadata()
+        config = await self._json(self._client.get_model_config, self.model)
+        config = config.get("config", config)
+        parameters = {
+            name: value.get("string_value", "")
+            for name, value in config.get("parameters", {}).items()
+        }
+        return {
+            "model": metadata.get("name", self.model),
+            "versions": list(metadata.get("versions", [])),
+            "platform": metadata.get("platform", ""),
+            "weights_sha256": parameters.get("weights_sha256") or self.weights_sha256,
+            "engine_sha256": parameters.get("engine_sha256") or None,
+            "server_url": str(self.endpoint),
+        }
+
     async def _json(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """A metadata call's answer as JSON-like dicts on both protocols (gRPC: as_json)."""
         if self.endpoint.protocol == "grpc":
@@ -251,18 +273,22 @@ class TritonCompleter:
 
     async def _complete_one(self, request: CompletionRequest) -> Completion:
         retries: list[str] = []
+        taken = time.perf_counter()
         while True:
             started = time.perf_counter()
+            queued = (started - taken) * 1000
             try:
                 text = await self._infer(request, self.timeout_s + self.queue_s)
                 latency = (time.perf_counter() - started) * 1000
-                return Completion(request.key, text, None, latency, len(retries) + 1, (*retries,))
+                return Completion(
+                    request.key, text, None, latency, len(retries) + 1, (*retries,), queued
+                )
             except _REQUEST_ERRORS as error:
                 latency = (time.perf_counter() - started) * 1000
                 cause = _first_line(error)
                 if not is_transient(error) or len(retries) >= self.max_retries:
                     return Completion(
-                        request.key, None, cause, latency, len(retries) + 1, (*retries,)
+                        request.key, None, cause, latency, len(retries) + 1, (*retries,), queued
                     )
                 retries.append(cause)
                 if is_timeout(error):

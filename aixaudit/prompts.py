@@ -17,6 +17,7 @@ is the same for all of them), whose cached keys and values the server can reuse.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -71,6 +72,7 @@ class Prompt:
     prefix: str  # the prefix as sent, after truncation
     suffix: str  # the suffix as sent ("" for l2r)
     tokens: int  # counted with the run's token counter, sentinels excluded
+    truncated: bool = False  # the prefix or suffix was cut to fit the budget
 
 
 def aixcoder_header(language: Language, path: str) -> str:
@@ -98,14 +100,52 @@ def build_prompt(
     context_tokens = counter.count(context) if context else 0
     if profile.order == "l2r":
         kept = keep_last(counter, prefix, budget)
-        return Prompt(f"{context}{kept}", kept, "", context_tokens + counter.count(kept))
+        tokens = context_tokens + counter.count(kept)
+        return Prompt(f"{context}{kept}", kept, "", tokens, truncated=kept != prefix)
 
     header = aixcoder_header(language, path)
     half = max(0, (budget - counter.count(header)) // 2)
-    prefix, suffix = keep_last(counter, prefix, half), keep_first(counter, suffix, half)
+    kept_prefix, kept_suffix = keep_last(counter, prefix, half), keep_first(counter, suffix, half)
+    truncated = kept_prefix != prefix or kept_suffix != suffix
+    prefix, suffix = kept_prefix, kept_suffix
     if profile.order == "spm":
         text = f"{BOS}{PRE}{POST}{suffix}{MIDDLE}{context}{header}{prefix}"
     else:
         text = f"{BOS}{PRE}{context}{header}{prefix}{POST}{suffix}{MIDDLE}"
     tokens = context_tokens + counter.count(header) + counter.count(prefix) + counter.count(suffix)
-    return Prompt(text, prefix, suffix, tokens)
+    return Prompt(text, prefix, suffix, tokens, truncated=truncated)
+
+
+# -- budgets that follow the model ---------------------------------------------------------------
+
+# aiXcoder's FIM harness: a 16,384-token context and 512 new tokens; the prompt gets the rest,
+# split evenly between prefix and suffix (build_prompt halves it). The CPU stand-in (l2r)
+# is SmolLM2-135M: its config's max_position_embeddings.
+AIXCODER_CONTEXT, AIXCODER_NEW_TOKENS = 16_384, 512
+CPU_MODEL_CONTEXT, CPU_MODEL_NEW_TOKENS = 8_192, 128
+NEW_TOKENS_RULE = "min(cap, ceil(reference_tokens * headroom) + margin)"
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """A profile's defaults: the model's context, and the most new tokens a point may ask."""
+
+    context: int
+    new_tokens_cap: int
+
+    @property
+    def prompt(self) -> int:
+        return self.context - self.new_tokens_cap
+
+
+PROFILE_BUDGETS: dict[str, Budgets] = {
+    "aixcoder": Budgets(AIXCODER_CONTEXT, AIXCODER_NEW_TOKENS),
+    "aixcoder-psm": Budgets(AIXCODER_CONTEXT, AIXCODER_NEW_TOKENS),
+    "l2r": Budgets(CPU_MODEL_CONTEXT, CPU_MODEL_NEW_TOKENS),
+}
+
+
+def new_tokens_for(reference_tokens: int, *, cap: int, headroom: float, margin: int) -> int:
+    """New tokens one point may ask: room for its reference with headroom, never over `cap`
+    (a fixed 32 left two thirds of function bodies impossible to complete exactly)."""
+    return max(1, min(cap, math.ceil(reference_tokens * headroom) + margin))

@@ -7,15 +7,17 @@ the embedded default that makes `aixaudit audit PATH` work on a bare machine.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import Settings
 from .inference import Endpoint, TritonCompleter
 from .server import serve_cpu_model
 from .tokens import ModelTokenizer, TokenCounter, load_token_counter
-from .weights import cpu_model_dir
+from .weights import MARKER_NAME, cpu_model_dir
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class ModelAccess:
     model: str
     counter: TokenCounter  # the served model's tokenizer where we have it
     embedded: bool  # True when we started the server ourselves
+    weights_sha256: str | None = None  # the embedded model's source weights
 
     def completer(self, settings: Settings) -> TritonCompleter:
         return TritonCompleter(
@@ -33,6 +36,7 @@ class ModelAccess:
             max_in_flight=settings.max_in_flight,
             max_retries=settings.max_retries,
             backoff_s=settings.retry_backoff_s,
+            weights_sha256=self.weights_sha256,
         )
 
 
@@ -42,6 +46,12 @@ def configured_endpoint(settings: Settings) -> Endpoint | None:
     if not settings.triton_url:
         return None
     return Endpoint.parse(settings.triton_url, default_protocol=settings.triton_protocol)
+
+
+def embedded_weights_sha256(folder: Path) -> str | None:
+    """The sha256 of the weights the CPU model was converted from, as the conversion noted it."""
+    note = folder / MARKER_NAME
+    return json.loads(note.read_text()).get("source_sha256") if note.is_file() else None
 
 
 @contextmanager
@@ -56,7 +66,10 @@ def model_access(settings: Settings) -> Iterator[ModelAccess]:
     try:
         address = server.grpc_url if settings.triton_protocol == "grpc" else server.http_url
         endpoint = Endpoint.parse(address, default_protocol=settings.triton_protocol)
-        counter = ModelTokenizer(cpu_model_dir(settings))
-        yield ModelAccess(endpoint, settings.triton_model, counter, embedded=True)
+        folder = cpu_model_dir(settings)
+        yield ModelAccess(
+            endpoint, settings.triton_model, ModelTokenizer(folder), embedded=True,
+            weights_sha256=embedded_weights_sha256(folder),
+        )  # fmt: skip
     finally:
         server.stop()

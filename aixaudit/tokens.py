@@ -7,6 +7,7 @@ we fall back to a regex approximation and record its name with the run.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +19,8 @@ from .errors import ConfigError
 
 class TokenCounter(Protocol):
     name: str
+    exact: bool  # the model's own tokenizer, not an approximation
+    sha256: str | None  # of the tokenizer file, where there is one
 
     def count(self, text: str) -> int: ...
 
@@ -35,6 +38,8 @@ class ModelTokenizer:
             raise ConfigError(f"No tokenizer.json at {path}; set AIXAUDIT_TOKENIZER_DIR.")
         self._tokenizer = Tokenizer.from_file(str(file))
         self.name = f"tokenizer.json:{file.parent.name}"
+        self.exact = True
+        self.sha256: str | None = hashlib.sha256(file.read_bytes()).hexdigest()
 
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
@@ -48,6 +53,8 @@ class ApproximateTokenizer:
     """Words, single punctuation marks and runs of whitespace: close to a code BPE's count."""
 
     name = "approx-regex-v1"
+    exact = False
+    sha256 = None
     _TOKEN = re.compile(r"\w+|[^\w\s]|\s+")
 
     def count(self, text: str) -> int:

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from aixaudit.prompts import PROFILE_BUDGETS
 from aixaudit.scoring import METRICS
 from aixaudit.server import LocalTriton
+from aixaudit.tokens import ModelTokenizer
+from aixaudit.weights import MARKER_NAME
 
 FIXTURE = Path(__file__).parent / "fixtures" / "polyglot"
 AIXAUDIT = Path(sys.executable).with_name("aixaudit")
@@ -100,6 +103,28 @@ def test_audit_on_embedded_defaults_stores_scores_and_reports(
     accepted = sum(row[2] for row in rows)
     assert report["totals"]["accepted"] == accepted
 
+    # What answered it: the embedded model by name, version and weights, on loopback, with
+    # token counts by its own tokenizer; the budgets are the profile's, capped by the option.
+    served = report["served_by"]
+    weights = json.loads((Path(env["AIXAUDIT_CPU_MODEL_DIR"]) / MARKER_NAME).read_text())
+    assert (served["model"], served["versions"]) == ("ensemble", ["1"])
+    assert served["weights_sha256"] == weights["source_sha256"]
+    assert served["server_url"].startswith("grpc://127.0.0.1:")
+    tokenizer = ModelTokenizer(Path(env["AIXAUDIT_CPU_MODEL_DIR"]))
+    assert (served["tokens_exact"], served["tokenizer_sha256"]) == (True, tokenizer.sha256)
+    assert db.execute("SELECT model FROM runs").fetchone() == ("ensemble:1",)
+    assert report["config"]["max_new_tokens"] == 8
+    assert report["config"]["prompt_budget"] == PROFILE_BUDGETS["l2r"].prompt
+    facts = db.execute(
+        "SELECT raw_text, output_tokens, max_new_tokens, latency_ms, queued_ms, prompt_truncated"
+        " FROM suggestions"
+    ).fetchall()
+    for raw, output, asked, latency, queued, truncated in facts:
+        assert output == tokenizer.count(raw) and 1 <= asked <= 8
+        assert latency > 0 and queued >= 0 and truncated in (0, 1)
+    assert report["budgets"]["at_limit"] == sum(row[1] >= row[2] for row in facts)
+    assert report["budgets"]["prompts_truncated"] == sum(row[5] for row in facts)
+
     # The stored report is the same through `report`, and `runs` lists the run.
     again = aixaudit("report", str(report["run"]["id"]), "--json", env=env)
     assert json.loads(again.stdout) == report
@@ -126,6 +151,7 @@ def test_same_commit_and_seed_pick_the_same_points_on_a_configured_server(
         )
         return [row[0] for row in db.execute(query, (run_id,))]
 
+    assert first["served_by"]["server_url"] == env["AIXAUDIT_TRITON_URL"]
     assert points(first["run"]["id"]) == points(second["run"]["id"])
     assert len(points(first["run"]["id"])) == POINTS
     # fp32 greedy decoding on CPU: the same prompts get the same completions.

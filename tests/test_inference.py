@@ -119,6 +119,10 @@ def test_a_transient_error_is_retried_and_a_permanent_one_is_not() -> None:
     assert completion.retries == ("[StatusCode.UNAVAILABLE] busy",) * 2
     assert calls == ["a", "a", "a"]
 
+    # Latency is the answering attempt's, send to answer; the two failed tries and their
+    # backoff count as time queued in the client, not as the request's latency.
+    assert completion.queued_ms > 0 and completion.latency_ms >= 0
+
     invalid = InferenceServerException("bad max_tokens", status="StatusCode.INVALID_ARGUMENT")
     calls = _fake_server(completer, [invalid])
     [completion] = _complete(completer, [CompletionRequest("b", "y = 2", 4)])
@@ -208,6 +212,22 @@ def test_check_passes_and_completions_come_back_on_both_protocols(
 
     # The fixed-cost model answers with the prompt's last tokens: all of it, for 64.
     assert asyncio.run(run()) == prompts
+
+
+@pytest.mark.triton
+def test_identity_names_the_served_model_its_version_and_the_url(
+    fixed_cost_server: LocalTriton,
+) -> None:
+    completer = _completer(fixed_cost_server, weights_sha256="ab" * 32)
+
+    async def run() -> dict[str, Any]:
+        async with completer:
+            return await completer.identity()
+
+    identity = asyncio.run(run())
+    assert identity["model"] == ENSEMBLE_NAME and identity["versions"] == ["1"]
+    assert identity["server_url"] == f"grpc://{fixed_cost_server.grpc_url}"
+    assert identity["weights_sha256"] == "ab" * 32  # the ensemble's config names none
 
 
 @pytest.mark.triton

@@ -340,7 +340,7 @@ def test_an_empty_suggestion_is_stored_as_a_miss_beside_its_raw_text() -> None:
     case = CASES["c_missing_semicolon"]
     work = _PointWork(
         1, 1, get_language("c"), case["kind"], case["original"], case["prefix"], case["suffix"],
-        Prompt(text="", prefix=case["prefix"], suffix=case["suffix"], tokens=1),
+        Prompt(text="", prefix=case["prefix"], suffix=case["suffix"], tokens=1), 32,
     )  # fmt: skip
     answer = Completion(key="1", text=case["completion"], error=None, latency_ms=1.0, attempts=1)
     row = _result(work, answer, AcceptanceRule(), stop_words=())

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from aixaudit.audit import AuditOptions
 from aixaudit.errors import ConfigError
 from aixaudit.languages import get_language
-from aixaudit.prompts import build_prompt, get_profile
+from aixaudit.prompts import PROFILE_BUDGETS, build_prompt, get_profile, new_tokens_for
 from aixaudit.tokens import ApproximateTokenizer
 
 COUNTER = ApproximateTokenizer()
@@ -87,6 +91,45 @@ def test_budget_truncates_prefix_from_the_left_and_suffix_from_the_right() -> No
     # cut at line boundaries: whole lines only
     assert prompt.prefix.startswith("line") and prompt.suffix.endswith("\n")
     assert prompt.tokens <= 60
+    assert prompt.truncated
+
+
+def test_a_prompt_that_fits_is_not_marked_truncated() -> None:
+    for profile in ("aixcoder", "l2r"):
+        prompt = build_prompt(
+            get_profile(profile), language=get_language("python"), path="x.py",
+            prefix=PREFIX, suffix="    return 1\n", counter=COUNTER, budget=1000,
+        )  # fmt: skip
+        assert not prompt.truncated
+
+
+def test_budgets_follow_the_profile_unless_given() -> None:
+    aixcoder = AuditOptions(profile="aixcoder").with_budgets()
+    # aiXcoder's harness: 16,384-token context, 512 new tokens, the rest split between sides.
+    assert (aixcoder.max_new_tokens, aixcoder.prompt_budget) == (512, 16_384 - 512)
+    l2r = AuditOptions(profile="l2r").with_budgets()
+    assert (l2r.max_new_tokens, l2r.prompt_budget) == (128, 8_192 - 128)
+    given = AuditOptions(profile="aixcoder", max_new_tokens=64, prompt_budget=900).with_budgets()
+    assert (given.max_new_tokens, given.prompt_budget) == (64, 900)
+
+
+def test_the_l2r_context_is_the_cpu_models(cpu_model_dir: Path) -> None:
+    config = json.loads((cpu_model_dir / "config.json").read_text())
+    assert PROFILE_BUDGETS["l2r"].context == config["max_position_embeddings"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "cap", "asked"),
+    [(0, 512, 8), (10, 512, 23), (40, 512, 68), (400, 512, 512), (40, 32, 32)],
+)
+def test_new_tokens_leave_headroom_over_the_reference_and_stop_at_the_cap(
+    reference: int, cap: int, asked: int
+) -> None:
+    assert new_tokens_for(reference, cap=cap, headroom=1.5, margin=8) == asked
+    options = AuditOptions(max_new_tokens=cap)
+    assert options.new_tokens_for(reference) == asked
+    # A reference longer than 32 tokens could never come back whole under the old fixed 32.
+    assert options.new_tokens_for(reference) >= min(cap, reference)
 
 
 def test_unknown_profile_is_a_clear_error() -> None:

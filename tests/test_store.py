@@ -344,6 +344,35 @@ def test_report_lengths_are_mean_prediction_and_mean_reference_chars(session: Se
     assert (means["length_pred"], means["length_ref"]) == (55.0, 51.0)
 
 
+def test_report_counts_truncated_prompts_and_answers_at_the_limit(session: Session) -> None:
+    run_id = new_run(session)
+    files = queries.add_files(session, run_id=run_id, files=[{"path": "a.py", "size": 1}])
+    keys = ("cut", "whole", "at_limit", "failed")
+    points = queries.add_points(
+        session, run_id=run_id, points=[point(files["a.py"], key) for key in keys]
+    )
+    asked = {"max_new_tokens": 16, "queued_ms": 2.0}
+    queries.add_results(
+        session,
+        metrics=scoring.METRICS,
+        results=[
+            result(run_id, points["cut"], output_tokens=3, prompt_truncated=True, **asked),
+            result(run_id, points["whole"], output_tokens=15, prompt_truncated=False, **asked),
+            result(run_id, points["at_limit"], output_tokens=16, prompt_truncated=True, **asked),
+            # a failed request is not an answer at the limit, whatever its columns say
+            result(run_id, points["failed"], output_tokens=99, error="unavailable", **asked),
+        ],
+    )
+    run = queries.get_run(session, run_id=run_id)
+    run.served_by = {"model": "ensemble", "tokens_exact": False}
+    session.commit()
+    report = reports.run_report(session, run_id=run_id)
+    assert report.budgets == reports.BudgetFacts(
+        prompts_truncated=2, at_limit=1, mean_queued_ms=2.0
+    )
+    assert report.served_by == {"model": "ensemble", "tokens_exact": False}
+
+
 def test_report_of_an_empty_run_and_a_missing_one(session: Session) -> None:
     run_id = new_run(session)
     report = reports.run_report(session, run_id=run_id)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from aixaudit.tokens import ApproximateTokenizer, keep_first, keep_last
+import hashlib
+from pathlib import Path
+
+from aixaudit.tokens import ApproximateTokenizer, ModelTokenizer, keep_first, keep_last
 
 COUNTER = ApproximateTokenizer()
 
@@ -24,3 +27,13 @@ def test_keep_first_cuts_at_a_line_end() -> None:
     assert keep_first(COUNTER, text, 6) == "aa bb\n"
     assert keep_first(COUNTER, text, 10) == text
     assert keep_first(COUNTER, text, 0) == ""
+
+
+def test_a_counter_says_whether_its_counts_are_exact_and_which_file_it_is(
+    cpu_model_dir: Path,
+) -> None:
+    approximate = ApproximateTokenizer()
+    assert (approximate.exact, approximate.sha256) == (False, None)
+    model = ModelTokenizer(cpu_model_dir)
+    digest = hashlib.sha256((cpu_model_dir / "tokenizer.json").read_bytes()).hexdigest()
+    assert (model.exact, model.sha256) == (True, digest)

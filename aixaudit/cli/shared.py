@@ -149,8 +149,16 @@ _AUDIT_OPTIONS = (
     option_of("seed", "Sampling seed: same seed, same points."),
     option_of("per_file", "Points per file at most."),
     option_of("max_points", "Points per run at most."),
-    option_of("max_new_tokens", "Tokens the model may add."),
-    option_of("prompt_budget", "Prompt tokens at most."),
+    option_of(
+        "max_new_tokens",
+        "Cap on the tokens a point may ask; each asks min(cap, ceil(reference tokens * 1.5) + 8). "
+        "Default: the profile's (512 for aixcoder, 128 for l2r).",
+    ),
+    option_of(
+        "prompt_budget",
+        "Prompt tokens at most. Default: the profile's context less its new-token cap (16384 - "
+        "512 for aixcoder, split evenly between prefix and suffix; 8192 - 128 for l2r).",
+    ),
     click.option(
         "--context",
         default=ContextStrategy.NONE.value,
@@ -295,6 +303,27 @@ def show_report(sessions: sessionmaker[Session], run_id: int, as_json: bool) -> 
     for info in report.metrics:
         console.print(f"[dim]{info.name} v{info.version}: {info.definition}[/dim]")
     console.print(f"[dim]accepted when: {json.dumps(report.acceptance_rule)}[/dim]")
+    show_run_facts(report)
+
+
+def show_run_facts(report: reports.RunReport) -> None:
+    """What answered the run and how its budgets bit: the lines a reader needs to trust it."""
+    served = report.served_by
+    if served:
+        exact = "exact" if served["tokens_exact"] else "APPROXIMATE"
+        weights = served.get("weights_sha256") or served.get("engine_sha256") or "unknown"
+        console.print(
+            f"answered by {served['model']} v{','.join(served['versions']) or '?'} at "
+            f"{served['server_url']} (weights {weights[:12]}); tokens counted with "
+            f"{served['tokenizer']} ({exact})",
+            highlight=False,
+        )
+    if report.budgets:
+        console.print(
+            f"prompts truncated: {report.budgets.prompts_truncated}; generations at the "
+            f"new-token limit: {report.budgets.at_limit}",
+            highlight=False,
+        )
 
 
 LENGTHS = ("length_pred", "length_ref")  # character means, shown beside the counts

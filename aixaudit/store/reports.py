@@ -86,6 +86,16 @@ class MetricInfo:
 
 
 @dataclass(frozen=True)
+class BudgetFacts:
+    """How the run's budgets bit: prompts cut to fit, answers that stopped at the new-token limit
+    (output tokens >= tokens asked: they may be cut short), and client-side waiting."""
+
+    prompts_truncated: int
+    at_limit: int
+    mean_queued_ms: float | None
+
+
+@dataclass(frozen=True)
 class RunReport:
     """Everything a report shows; asdict() is JSON-able. `skipped` counts files by skip reason."""
 
@@ -101,6 +111,21 @@ class RunReport:
     # Requests sent again, by cause (the first line of the error), most frequent first: a
     # timed-out request may have been computed by the server too.
     retries: dict[str, int]
+    served_by: dict[str, Any] | None = None  # what answered: model, weights, server, tokenizer
+    budgets: BudgetFacts | None = None
+
+
+def budget_facts(session: Session, *, run_id: int) -> BudgetFacts:
+    came_back = Suggestion.error.is_(None)
+    at_limit = and_(came_back, Suggestion.output_tokens >= Suggestion.max_new_tokens)
+    row = session.execute(
+        select(
+            func.coalesce(func.sum(case((Suggestion.prompt_truncated, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((at_limit, 1), else_=0)), 0),
+            func.avg(case((came_back, Suggestion.queued_ms))),
+        ).where(Suggestion.run_id == run_id)
+    ).one()
+    return BudgetFacts(int(row[0]), int(row[1]), None if row[2] is None else float(row[2]))
 
 
 def tallies() -> list[ColumnElement[Any]]:
@@ -320,4 +345,6 @@ def run_report(session: Session, *, run_id: int, seed: int = SEED) -> RunReport:
             for m in metrics
         ],
         retries=retry_causes(session, run_id=run_id),
+        served_by=run.served_by,
+        budgets=budget_facts(session, run_id=run_id),
     )

@@ -127,6 +127,9 @@ class Run(Base):
     # an unchanged file are reused only from a run with the same fingerprint. None: never reused.
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None]
+    # What answered (audit.record_served_by): model name, versions, weights/engine sha256, server
+    # URL, tokenizer name and sha256, whether token counts were exact. None: not recorded.
+    served_by: Mapped[dict[str, Any] | None]
     schedule_id: Mapped[int | None] = mapped_column(
         ForeignKey("schedules.id", ondelete="SET NULL"), index=True
     )
@@ -252,7 +255,10 @@ class Suggestion(Base):
     text: Mapped[str | None]
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
-    latency_ms: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[float | None] = mapped_column(Float)  # send to answer
+    queued_ms: Mapped[float | None] = mapped_column(Float)  # in the client before the send
+    max_new_tokens: Mapped[int | None] = mapped_column(Integer)  # asked; output_tokens at it: cut
+    prompt_truncated: Mapped[bool | None]
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     # Why each attempt but the last was tried again (one line each), None when none was: a
     # request that timed out may have been computed by the server as well.
