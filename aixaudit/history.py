@@ -40,7 +40,7 @@ _WRITE_BATCH = 500  # results per add_results call: bounded IN lists on both dat
 def fingerprint(*, options: AuditOptions, rule: AcceptanceRule, model: str) -> str:
     """A hash of everything that decides a point's stored result, but the file itself."""
     identity = {
-        "options": options.model_dump(mode="json"),
+        "options": options.with_budgets().model_dump(mode="json"),  # defaults as resolved
         "rule": rule.to_dict(),
         "metrics": {name: metric.version for name, metric in sorted(METRICS.items())},
         "aixaudit": __version__,

@@ -294,3 +294,15 @@ def test_points_keep_long_node_types(sessions: sessionmaker[Session], repo: Path
         [point_id] = queries.add_points(session, run_id=run_id, points=[row]).values()
     with sessions() as session:
         assert session.get(Point, point_id).node_type == node_type
+
+
+def test_the_fingerprint_sees_budgets_as_resolved() -> None:
+    """A run with the profile's budgets spelled out is the same question as one left to them."""
+    rule = AcceptanceRule()
+    implicit = audit.AuditOptions(profile="l2r")
+    explicit = implicit.with_budgets()
+    assert explicit.max_new_tokens is not None and explicit != implicit
+    same = history.fingerprint(options=implicit, rule=rule, model="m")
+    assert same == history.fingerprint(options=explicit, rule=rule, model="m")
+    smaller = implicit.model_copy(update={"max_new_tokens": 8})
+    assert history.fingerprint(options=smaller, rule=rule, model="m") != same

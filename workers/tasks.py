@@ -161,12 +161,10 @@ def complete_chunk(run_id: int, point_ids: list[int]) -> int:
 async def _answer(sessions: sessionmaker[Session], run_id: int, point_ids: list[int]) -> int:
     async with context.completer() as completer:
         await completer.check()  # a server that is down retries the chunk, not each point
+        counter = context.model_access().counter
+        await audit.record_served_by(sessions, run_id=run_id, completer=completer, counter=counter)
         return await audit.complete_points(
-            sessions,
-            run_id=run_id,
-            completer=completer,
-            counter=context.model_access().counter,
-            point_ids=point_ids,
+            sessions, run_id=run_id, completer=completer, counter=counter, point_ids=point_ids
         )
 
 
