@@ -53,30 +53,32 @@ class AuditOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # Every number is bounded (within 64 bits and far past any useful value), so a bad request
+    # is refused where it is made, never by a worker later.
     profile: str = "l2r"
-    seed: int = 0
-    per_file: int = Field(3, ge=1)
-    max_points: int = Field(40, ge=1)
-    min_chars: int = Field(4, ge=0)
-    max_chars: int = Field(400, ge=1)
-    max_lines: int = Field(12, ge=1)
+    seed: int = Field(0, ge=-(2**63), le=2**63 - 1)
+    per_file: int = Field(3, ge=1, le=10_000)
+    max_points: int = Field(40, ge=1, le=10_000_000)
+    min_chars: int = Field(4, ge=0, le=1_000_000)
+    max_chars: int = Field(400, ge=1, le=1_000_000)
+    max_lines: int = Field(12, ge=1, le=100_000)
     # None: the profile's (prompts.PROFILE_BUDGETS). max_new_tokens caps each point's ask,
     # prompts.NEW_TOKENS_RULE with the headroom and margin below.
-    max_new_tokens: int | None = Field(None, ge=1)
-    prompt_budget: int | None = Field(None, ge=16)
-    new_tokens_headroom: float = Field(1.5, ge=1.0)
-    new_tokens_margin: int = Field(8, ge=0)
-    max_file_bytes: int = Field(1_000_000, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    prompt_budget: int | None = Field(None, ge=16, le=10_000_000)
+    new_tokens_headroom: float = Field(1.5, ge=1.0, le=100.0)
+    new_tokens_margin: int = Field(8, ge=0, le=1_000_000)
+    max_file_bytes: int = Field(1_000_000, ge=1, le=1_000_000_000)
     # A file over either is skipped (parse_timeout, too_complex) rather than stalling the run.
-    parse_timeout_s: float = Field(10.0, gt=0)
-    max_nodes: int = Field(1_000_000, ge=1)
+    parse_timeout_s: float = Field(10.0, gt=0, le=86_400)
+    max_nodes: int = Field(1_000_000, ge=1, le=1_000_000_000)
 
     def limits(self) -> ParseLimits:
         return ParseLimits(timeout_s=self.parse_timeout_s, max_nodes=self.max_nodes)
 
     # Repository context before each prompt (aixaudit.context), within its own token budget.
     context: ContextStrategy = ContextStrategy.NONE
-    context_budget: int = Field(512, ge=0)
+    context_budget: int = Field(512, ge=0, le=1_000_000)
 
     def with_budgets(self) -> AuditOptions:
         """These options with the profile's budgets where none were given: what a run stores."""

@@ -740,6 +740,8 @@ def test_bad_input_is_422_naming_the_field(server: Server) -> None:
         ({"location": "--upload-pack=touch /tmp/x #.git", "ref": "."}, "location must be"),
         ({"location": "/srv/repo", "options": {"profile": "nope"}}, "Unknown model profile"),
         ({"location": "/srv/repo", "options": {"max_points": 0}}, "greater than or equal to 1"),
+        ({"location": "/srv/repo", "options": {"max_points": 2**64}}, "less than or equal to"),
+        ({"location": "/srv/repo", "options": {"seed": 2**70}}, "less than or equal to"),
         ({"location": "/srv/repo", "options": {"colour": "red"}}, "Extra inputs"),
         ({"location": "/srv/repo", "acceptance": {"metric": "bleu"}}, "bleu"),
         ({"location": "/srv/repo", "acceptance": {"threshold": "high"}}, "valid number"),
