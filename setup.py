@@ -15,6 +15,6 @@ setup(
         "aixaudit": ["span_queries/*.scm"],
         "api": ["static/*"],
         "aixaudit.migrations": ["*.mako", "versions/*.py"],
-        "aixaudit.model_repo": ["**/*"],
+        "aixaudit.model_repo": ["**/*", "**/.gitkeep"],  # an ensemble's empty version dir
     },
 )
