@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test lint bench
+.PHONY: setup browser demo test test-fast wheel-smoke lint bench
 
 setup: $(STAMP)
 
@@ -31,6 +31,15 @@ browser:
 
 test: setup browser
 	$(BIN)/pytest -q
+
+# Everything that needs no tritonserver, timed (the Celery, API and browser tests still run).
+test-fast: setup
+	@start=$$(date +%s) && $(BIN)/pytest -q -m "not triton" && \
+		echo "test-fast: $$(($$(date +%s) - start)) s"
+
+# The wheel, installed in a fresh venv outside the checkout, audits, serves and runs a worker.
+wheel-smoke: setup
+	BUILD_PYTHON=$(BIN)/python PYTHON=$(PYTHON) .ci/wheel-smoke.sh
 
 lint: setup
 	$(BIN)/ruff check .

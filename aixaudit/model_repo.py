@@ -29,8 +29,9 @@ from tritonclient.grpc.model_config_pb2 import DataType, ModelConfig, ModelInput
 
 from aixaudit.ensemble import CLIENT_INPUTS, ENSEMBLE_NAME, TensorSpec
 from aixaudit.errors import ConfigError
+from aixaudit.resources import model_repo_dir
 
-MODEL_REPO_DIR = Path(__file__).resolve().parent.parent / "model_repo"
+MODEL_REPO_DIR = model_repo_dir()
 TRTLLM_TEMPLATES = MODEL_REPO_DIR / "trtllm"
 CPU_REPO = MODEL_REPO_DIR / "cpu"
 FIXED_COST_TEMPLATES = MODEL_REPO_DIR / "fixed_cost"

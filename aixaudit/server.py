@@ -26,6 +26,7 @@ from pathlib import Path
 from aixaudit.config import Settings
 from aixaudit.errors import ConfigError, ServerStartError
 from aixaudit.processes import end_process_group
+from aixaudit.resources import model_repo_dir
 from aixaudit.weights import ensure_cpu_model
 
 MODEL_DIR_ENV = "AIXAUDIT_CPU_MODEL_DIR"
@@ -207,12 +208,10 @@ class LocalTriton:
 
 
 def cpu_repository() -> Path:
-    """The CPU model repository shipped in the source tree (model_repo/cpu at its root)."""
-    repo = Path(__file__).resolve().parent.parent / "model_repo" / "cpu"
+    """The CPU model repository shipped with aixaudit (model_repo/cpu)."""
+    repo = model_repo_dir() / "cpu"
     if not (repo / "ensemble" / "config.pbtxt").is_file():
-        raise ConfigError(
-            f"The CPU model repository is missing at {repo}; run from a source checkout."
-        )
+        raise ConfigError(f"The CPU model repository is missing at {repo}; reinstall aixaudit.")
     return repo
 
 

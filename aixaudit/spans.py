@@ -26,15 +26,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache, partial
 from operator import attrgetter
-from pathlib import Path
 from typing import NamedTuple
 
 import tree_sitter
 
 from aixaudit.errors import ConfigError
 from aixaudit.languages import Language, ParseLimits, captures, compile_query, parse
+from aixaudit.resources import span_queries_dir
 
-_QUERY_DIR = Path(__file__).parent / "span_queries"
+_QUERY_DIR = span_queries_dir()
 # Languages whose grammar accepts another language's query text unchanged.
 _SHARED_QUERY = {"typescript": "javascript", "tsx": "javascript"}
 _RUN_LENGTHS = (2, 3, 4)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI, Request, status
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -13,11 +11,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aixaudit import __version__
 from aixaudit.errors import ComparisonError, RepositoryNotFound, RunNotFound
+from aixaudit.resources import static_dir
 from api import queue
 from api.routes import api_router
 from workers.celery import app as celery_app
 
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = static_dir()
 
 queue.fail_fast(celery_app)
 app = FastAPI(

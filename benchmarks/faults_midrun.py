@@ -52,7 +52,7 @@ from aixaudit.store.db import session_factory, upgrade
 from aixaudit.weights import ensure_cpu_model
 
 if TYPE_CHECKING:
-    from workers.local import LocalCelery
+    from local_celery import LocalCelery
 
 HERE = Path(__file__).resolve().parent
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -104,7 +104,7 @@ class Lab:
         return int(self.cli("audit", str(self.repo), *SMALL, "--distributed"))
 
     def worker(self, name: str, env: dict[str, str] | None = None) -> LocalCelery:
-        from workers.local import LocalCelery
+        from local_celery import LocalCelery  # tests/, put on the path by benchmarks/faults.py
 
         return LocalCelery.worker(name, env=env or self.env, log_dir=self.work / "logs").start()
 

@@ -184,7 +184,9 @@ def run_pass(
     workers: int, args: argparse.Namespace, env: dict[str, str], work: Path, server: LocalTriton
 ) -> Pass:
     """Plan a fresh run of the corpus, start `workers` worker processes, time the run."""
-    from workers.local import LocalCelery
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from local_celery import LocalCelery  # a test launcher; tests/ is no package
+
     from workers.tasks import dispatch_run
 
     factory = session_factory(make_engine(env["AIXAUDIT_DATABASE_URL"]))

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 import redis
 import tritonclient.http as httpclient
+from local_celery import LocalCelery
 from sqlalchemy import create_engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -37,7 +38,6 @@ from aixaudit.store import control, history, queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import Point, Run, RunStatus, Schedule, Score, Suggestion
 from workers.celery import CONTROL_QUEUE, POINTS_QUEUE, make_app
-from workers.local import LocalCelery
 
 pytestmark = [
     pytest.mark.triton,

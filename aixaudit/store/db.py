@@ -14,9 +14,9 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, m
 from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit.errors import ConfigError, SchemaError
+from aixaudit.resources import migrations_dir
 
-# The repository root's migrations/ (the package lives at <root>/aixaudit/store/).
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = migrations_dir()
 # How every refusal of a database behind this code ends.
 UPGRADE_HINT = "run `aixaudit db upgrade`"
 

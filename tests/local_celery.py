@@ -1,4 +1,4 @@
-"""Celery worker and beat processes on this machine, for tests, benchmarks and demos.
+"""Celery worker and beat processes on this machine, for tests and benchmarks (not shipped).
 
 Each process runs in a session of its own, so `kill()` (SIGKILL to the whole group: a crashed
 machine) and `stop()` reach the pool's children too, and nothing is left running behind.
