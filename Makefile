@@ -29,11 +29,12 @@ browser:
 	command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: setup browser
-	$(BIN)/pytest -q
+# Everything: the fast lane first (its time printed), then the tests that start tritonserver.
+test: test-fast
+	$(BIN)/pytest -q -m triton
 
 # Everything that needs no tritonserver, timed (the Celery, API and browser tests still run).
-test-fast: setup
+test-fast: setup browser
 	@start=$$(date +%s) && $(BIN)/pytest -q -m "not triton" && \
 		echo "test-fast: $$(($$(date +%s) - start)) s"
 
