@@ -103,7 +103,8 @@ def audit_command(
             status = audit.finish_run(sessions, run_id=run_id, error=NOTHING_TO_AUDIT)
             errors.print(f"run {run_id} {status.value}: {NOTHING_TO_AUDIT} in {checkout.origin}")
         exit_for(status)
-    errors.print(f"runs {', '.join(map(str, run_ids))}: {points} points each in {checkout.origin}")
+    runs = f"run {run_ids[0]}" if len(run_ids) == 1 else f"runs {', '.join(map(str, run_ids))}"
+    errors.print(f"{runs}: {points} points to complete in {checkout.origin}")
     statuses = _answer_here(settings, sessions, run_ids)
     if len(run_ids) == 1:
         show_report(sessions, run_ids[0], as_json)
