@@ -9,16 +9,15 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from aixaudit import __version__
+from aixaudit import __version__, jobs
 from aixaudit.errors import ComparisonError, RepositoryNotFound, RunNotFound
 from aixaudit.resources import static_dir
 from api import queue
 from api.routes import api_router
-from workers.celery import app as celery_app
 
 STATIC = static_dir()
 
-queue.fail_fast(celery_app)
+queue.fail_fast(jobs.producer())
 app = FastAPI(
     title="aixaudit",
     version=__version__,

@@ -4,9 +4,7 @@ records each task it sends, because Celery reads any unknown task id as PENDING.
 
 from __future__ import annotations
 
-from typing import Any
-
-from celery import Celery, Task, states
+from celery import Celery, states
 from celery.utils import uuid
 
 REDIS_WAIT_S = 2.0  # to connect, or for one answer
@@ -29,16 +27,15 @@ def fail_fast(app: Celery) -> None:
     )
 
 
-def enqueue(task: Task, args: tuple[Any, ...]) -> str:
-    """Send `task` and return its id, after storing its PENDING state: the record that this id
+def new_task_id(app: Celery) -> str:
+    """A task id to send a task under, after storing its PENDING state: the record that this id
     exists, kept as long as results are (`result_expires`)."""
     task_id = uuid()
-    task.backend.store_result(task_id, None, states.PENDING)
-    task.apply_async(args, task_id=task_id)
+    app.backend.store_result(task_id, None, states.PENDING)
     return task_id
 
 
 def is_known(app: Celery, task_id: str) -> bool:
-    """Whether a state was stored for `task_id`: a task sent by `enqueue` and not yet expired."""
+    """Whether a state was stored for `task_id`: one from `new_task_id`, not yet expired."""
     backend = app.backend
     return backend.get(backend.get_key_for_task(task_id)) is not None

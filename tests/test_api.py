@@ -33,12 +33,11 @@ import redis
 from devtools import chromium as devtools_chromium
 from sqlalchemy import select
 
-from aixaudit import audit, history, sources
+from aixaudit import audit, history, jobs, sources
 from aixaudit.scoring import METRICS, AcceptanceRule
 from aixaudit.store import queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import File, Point, Repository
-from workers.celery import CONTROL_QUEUE
 
 AIXAUDIT = Path(sys.executable).with_name("aixaudit")
 POLYGLOT = Path(__file__).resolve().parent / "fixtures" / "polyglot"
@@ -756,7 +755,7 @@ def queued(server: Server) -> list[dict[str, Any]]:
     """The messages waiting in this module's control queue (no worker consumes them)."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        raw = client.lrange(f"{server.key_prefix}{CONTROL_QUEUE}", 0, -1)
+        raw = client.lrange(f"{server.key_prefix}{jobs.CONTROL_QUEUE}", 0, -1)
     finally:
         client.close()
     messages = []
@@ -781,7 +780,7 @@ def test_post_runs_enqueues_the_planning_task(server: Server) -> None:
     assert response.headers["location"] == task["task_url"]
     assert task["task_url"] == f"{server.url}/api/tasks/{task['task_id']}"
     [message] = queued(server)[before:]
-    assert (message["task"], message["id"]) == ("workers.tasks.plan_audit", task["task_id"])
+    assert (message["task"], message["id"]) == (jobs.PLAN_AUDIT, task["task_id"])
     location, ref, options, rule = message["args"]
     assert (location, ref) == ("https://example.invalid/team/repo.git", "v1")
     # No Triton URL is configured: the embedded model's profile, as the CLI would choose.
@@ -814,7 +813,7 @@ def test_cancel_and_resume_are_safe_to_repeat(server: Server) -> None:
     response = server.post(f"/api/runs/{run_id}/resume")
     assert response.json() == {"run_id": run_id, "status": "running", "enqueued": 2}
     [message] = queued(server)[before:]
-    assert (message["task"], message["args"]) == ("workers.tasks.dispatch_run", [run_id])
+    assert (message["task"], message["args"]) == (jobs.DISPATCH_RUN, [run_id])
     assert server.ok(f"/api/runs/{run_id}")["run"]["status"] == "running"
 
 

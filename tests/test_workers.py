@@ -30,6 +30,7 @@ from aixaudit import audit, sources
 from aixaudit import server as server_module
 from aixaudit.audit import AuditOptions, plan_run
 from aixaudit.config import Settings
+from aixaudit.jobs import CONTROL_QUEUE, PLAN_AUDIT, POINTS_QUEUE, make_producer
 from aixaudit.model_repo import render_fixed_cost
 from aixaudit.scoring import METRICS, AcceptanceRule
 from aixaudit.server import MODEL_DIR_ENV, LocalTriton
@@ -37,7 +38,6 @@ from aixaudit.serving import model_access
 from aixaudit.store import control, history, queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import Point, Run, RunStatus, Schedule, Score, Suggestion
-from workers.celery import CONTROL_QUEUE, POINTS_QUEUE, make_app
 
 pytestmark = [
     pytest.mark.triton,
@@ -446,7 +446,7 @@ def test_a_plan_task_delivered_twice_plans_one_run(
 ) -> None:
     worker = celery(concurrency=2)
     queue = {"broker_url": REDIS_URL, "celery_key_prefix": env["AIXAUDIT_CELERY_KEY_PREFIX"]}
-    producer = make_app(Settings(_env_file=None, **queue))  # sends as the CLI and the API do
+    producer = make_producer(Settings(_env_file=None, **queue))  # sends as the CLI and the API do
     repo = make_repo(tmp_path / "repo", files=2)
     options = AuditOptions(profile="l2r", per_file=2, max_new_tokens=4)
     args = (str(repo), None, options.model_dump(), AcceptanceRule().to_dict())
@@ -454,7 +454,7 @@ def test_a_plan_task_delivered_twice_plans_one_run(
     def deliver(task_id: str, times: int) -> int:
         """Deliver the plan task under `task_id` (a redelivery keeps the id) and return its run
         once the run is final and the worker has run the task `times` times."""
-        producer.send_task("workers.tasks.plan_audit", args, task_id=task_id)
+        producer.send_task(PLAN_AUDIT, args, task_id=task_id)
         succeeded = f"plan_audit[{task_id}] succeeded"
         wait_for(lambda: worker.log_path.read_text().count(succeeded) == times)
         with sessions() as session:
@@ -486,7 +486,7 @@ import sys
 from aixaudit.cli.shared import sessions_for
 from aixaudit.config import get_settings
 from aixaudit.store import control
-from workers.tasks import resume
+from aixaudit.jobs import resume
 
 sessions, run_id = sessions_for(get_settings()), int(sys.argv[1])
 print(resume(sessions, run_id=run_id)[0].value)

@@ -1,4 +1,4 @@
-"""The Celery app, configured from the same settings as the CLI.
+"""The workers' Celery app: what senders agree on (`jobs.celery_config`) plus delivery rules.
 
 At-least-once delivery made safe: tasks are acknowledged only after they finish (`acks_late`),
 a task whose worker process died is handed out again (`reject_on_worker_lost`), each worker
@@ -9,48 +9,29 @@ idempotent per point, so a task that runs twice stores each result once.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from celery import Celery, signals
 from celery.beat import PersistentScheduler
-from kombu import Queue
 
+from aixaudit import jobs
 from aixaudit.config import Settings, get_settings
 from aixaudit.errors import SchemaError
 from aixaudit.store import db
 
-CONTROL_QUEUE = "aixaudit"  # planning, finishing runs, nightly checks: short tasks
-POINTS_QUEUE = "aixaudit.points"  # chunks of points: the long tasks
-
 
 def make_app(settings: Settings) -> Celery:
     app = Celery("aixaudit", include=["workers.tasks"])
-    prefix = {"global_keyprefix": settings.celery_key_prefix} if settings.celery_key_prefix else {}
     app.conf.update(
-        broker_url=settings.broker_url,
-        result_backend=settings.result_backend,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s, **prefix},
-        result_backend_transport_options=prefix,
-        broker_connection_retry_on_startup=True,
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        result_accept_content=["json"],
-        result_expires=timedelta(days=1),
+        jobs.celery_config(settings),
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_s,
-        task_default_queue=CONTROL_QUEUE,
-        task_queues=(Queue(CONTROL_QUEUE), Queue(POINTS_QUEUE)),
-        task_routes={"workers.tasks.complete_chunk": {"queue": POINTS_QUEUE}},
-        timezone="UTC",
-        enable_utc=True,
         beat_schedule={
             "nightly-audits": {
-                "task": "workers.tasks.start_due_schedules",
+                "task": jobs.START_DUE_SCHEDULES,
                 "schedule": settings.schedule_check_s,
             }
         },

@@ -27,7 +27,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, history, sources
+from aixaudit import audit, history, jobs, sources
 from aixaudit.config import get_settings
 from aixaudit.errors import ServerError, SourceError
 from aixaudit.scoring import AcceptanceRule
@@ -67,28 +67,19 @@ def dispatch(session_factory: sessionmaker[Session], *, run_id: int) -> int:
     return len(ids)
 
 
-@app.task(autoretry_for=TRANSIENT, **RETRY)
+@app.task(name=jobs.DISPATCH_RUN, autoretry_for=TRANSIENT, **RETRY)
 def dispatch_run(run_id: int) -> int:
-    """`dispatch` on a worker: what the CLI and the API send after planning or to resume (the
-    chord is built where no caller waits for its results)."""
+    """`dispatch` on a worker: what `jobs.dispatch` and `jobs.resume` send (the chord is built
+    where no caller waits for its results)."""
     return dispatch(context.sessions(), run_id=run_id)
 
 
-def resume(session_factory: sessionmaker[Session], *, run_id: int) -> tuple[RunStatus, int]:
-    """Reopen a run (`control.reopen_run`) and enqueue its points that have no usable result;
-    returns the run's status and how many points were enqueued. A finished run with no point
-    missing is left as it is, and results are stored once per point, so resuming twice is
-    safe (what the CLI's `resume` and the API's POST /api/runs/{id}/resume do)."""
-    with session_factory.begin() as session:
-        pending = control.reopen_run(session, run_id=run_id)
-        status = RunStatus(queries.get_run(session, run_id=run_id).status)
-    if status.is_final:
-        return status, 0
-    dispatch_run.apply_async((run_id,), ignore_result=True)
-    return status, pending
-
-
-@app.task(bind=True, autoretry_for=(*TRANSIENT, SourceError), **RETRY | {"max_retries": 3})
+@app.task(
+    name=jobs.PLAN_AUDIT,
+    bind=True,
+    autoretry_for=(*TRANSIENT, SourceError),
+    **RETRY | {"max_retries": 3},
+)
 def plan_audit(
     self: Task,
     location: str,
@@ -146,7 +137,7 @@ def _checkout_lock(cache_dir: Path, location: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@app.task(autoretry_for=TRANSIENT, **RETRY)
+@app.task(name=jobs.COMPLETE_CHUNK, autoretry_for=TRANSIENT, **RETRY)
 def complete_chunk(run_id: int, point_ids: list[int]) -> int:
     """Answer the given points of a run (those still without a result); returns how many were
     answered. Skips the chunk when the run was cancelled."""
@@ -168,7 +159,7 @@ async def _answer(sessions: sessionmaker[Session], run_id: int, point_ids: list[
         )
 
 
-@app.task(autoretry_for=TRANSIENT, **RETRY)
+@app.task(name=jobs.FINALIZE_RUN, autoretry_for=TRANSIENT, **RETRY)
 def finalize_run(run_id: int) -> str:
     """The run's final status from what is stored, then the comparison with the previous run
     of the repository. Points still without a result belong to chunks of a later dispatch (a
@@ -182,7 +173,7 @@ def finalize_run(run_id: int) -> str:
     return _finish(sessions, run_id=run_id, error=None)
 
 
-@app.task
+@app.task(name=jobs.FAIL_RUN)
 def fail_run(request: Any, exc: BaseException, traceback: Any, *, run_id: int) -> str:
     """Chord error callback: a chunk failed for good (its retries are spent)."""
     logger.error("run %s: a chunk failed: %r", run_id, exc)
@@ -198,7 +189,7 @@ def _finish(sessions: sessionmaker[Session], *, run_id: int, error: str | None) 
     return status.value
 
 
-@app.task(autoretry_for=TRANSIENT, **RETRY)
+@app.task(name=jobs.START_DUE_SCHEDULES, autoretry_for=TRANSIENT, **RETRY)
 def start_due_schedules(now: str | None = None) -> list[int]:
     """Beat calls this every minute: start the nightly audit of each schedule due at `now`
     (ISO 8601; default: the current UTC time). Returns the started schedules' ids."""
@@ -208,16 +199,5 @@ def start_due_schedules(now: str | None = None) -> list[int]:
         # and the next check tries again.
         due = schedules.claim_due(session, now=moment)
         for schedule_id in due:
-            start_schedule(session, schedule_id=schedule_id)
+            jobs.schedule(session, schedule_id=schedule_id)
     return due
-
-
-def start_schedule(session: Session, *, schedule_id: int) -> str:
-    """Enqueue the incremental audit of one schedule now; returns the planning task's id."""
-    schedule = schedules.get_schedule(session, schedule_id=schedule_id)
-    result = plan_audit.apply_async(
-        (schedule.origin, schedule.ref, schedule.options, schedule.acceptance_rule),
-        {"reuse": True, "schedule_id": schedule.id},
-        ignore_result=True,  # the run is found by its schedule; nobody waits here
-    )
-    return str(result.id)

@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import ablation, audit, history, sources
+from aixaudit import ablation, audit, history, jobs, sources
 from aixaudit.config import Settings, get_settings
 from aixaudit.store import context as stored_context
 from aixaudit.store import control, queries, reports
@@ -235,8 +235,6 @@ def _audit_distributed(
 ) -> None:
     """Plan here (this machine has the checkout; file texts go to the database, so any worker
     can answer) and enqueue the points for the workers."""
-    from workers.tasks import dispatch_run
-
     settings = get_settings()
     sessions = sessions_for(settings)
     options, rule = audit_request(settings, choices)
@@ -249,7 +247,7 @@ def _audit_distributed(
         model=settings.model,
         distributed=True,
     )
-    dispatch_run.apply_async((run_id,), ignore_result=True)
+    jobs.dispatch(run_id=run_id)
     with sessions() as session:
         points = queries.get_run(session, run_id=run_id).points_total
     errors.print(f"run {run_id}: {points} points for the workers in {checkout.origin}")
@@ -305,9 +303,7 @@ def resume_command(run_id: int, wait: bool, local: bool) -> None:
     if local or not distributed:
         _resume_here(settings, sessions, run_id)
         return
-    from workers.tasks import resume
-
-    status, pending = resume(sessions, run_id=run_id)
+    status, pending = jobs.resume(sessions, run_id=run_id)
     if status.is_final:
         _nothing_to_resume(run_id, status)
         return
@@ -338,8 +334,7 @@ def _nothing_to_resume(run_id: int, status: RunStatus) -> None:
 def cancel_command(run_id: int) -> None:
     """Cancel a pending or running run: workers skip its remaining chunks. Safe to repeat;
     `resume` continues it."""
-    with sessions_for(get_settings()).begin() as session:
-        status = control.cancel_run(session, run_id=run_id)
+    status = jobs.cancel(sessions_for(get_settings()), run_id=run_id)
     if status is RunStatus.CANCELLED:
         console.print(f"run {run_id} cancelled")
     else:

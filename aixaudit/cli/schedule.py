@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from aixaudit import sources
+from aixaudit import jobs, sources
 from aixaudit.config import get_settings
 from aixaudit.store import schedules
 from aixaudit.store.tables import utcnow
@@ -97,9 +97,7 @@ def schedule_remove_command(schedule_id: int) -> None:
 @click.argument("schedule_id", type=int)
 def schedule_run_command(schedule_id: int) -> None:
     """Start a schedule's incremental audit now, on the workers."""
-    from workers.tasks import start_schedule
-
     sessions = sessions_for(get_settings())
     with sessions() as session:
-        task_id = start_schedule(session, schedule_id=schedule_id)
+        task_id = jobs.schedule(session, schedule_id=schedule_id)
     console.print(f"schedule {schedule_id}: audit enqueued (task {task_id})")

@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import TypeAdapter
 
+from aixaudit import jobs
 from aixaudit.audit import default_profile
 from aixaudit.errors import SourceError
 from aixaudit.sources import check_location
 from aixaudit.spans import SpanKind
-from aixaudit.store import control, history, queries, reports, suggestions, trends
+from aixaudit.store import history, queries, reports, suggestions, trends
 from api import queue
 from api.deps import MAX_INT, IdPath, SessionDep, SessionsDep, SettingsDep
 from api.export import CSV_RESPONSE, Format, FormatQuery, csv_response
@@ -27,7 +28,6 @@ from api.schemas import (
     SuggestionPageOut,
     errors,
 )
-from workers.tasks import plan_audit, resume
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 _ITEMS = TypeAdapter(list[PointOut])
@@ -124,15 +124,8 @@ def start_audit(
     if "profile" not in options.model_fields_set:
         profile = default_profile(configured_server=bool(settings.triton_url))
         options = options.model_copy(update={"profile": profile})
-    task_id = queue.enqueue(
-        plan_audit,
-        (
-            body.location,
-            body.ref,
-            options.model_dump(mode="json"),
-            body.acceptance.rule().to_dict(),
-        ),
-    )
+    task_id = queue.new_task_id(jobs.producer())
+    jobs.plan(body.location, body.ref, options, body.acceptance.rule(), task_id=task_id)
     url = str(request.url_for("get_task", task_id=task_id))
     response.headers["Location"] = url
     return AuditQueued(task_id=task_id, task_url=url)
@@ -142,8 +135,7 @@ def start_audit(
 def cancel_run(run_id: IdPath, sessions: SessionsDep) -> RunControlOut:
     """Cancel a pending or running run (workers skip its remaining chunks); a run that is
     final already is left as it is, so cancelling twice is safe."""
-    with sessions.begin() as session:
-        run_status = control.cancel_run(session, run_id=run_id)
+    run_status = jobs.cancel(sessions, run_id=run_id)
     return RunControlOut(run_id=run_id, status=run_status.value, enqueued=0)
 
 
@@ -151,5 +143,5 @@ def cancel_run(run_id: IdPath, sessions: SessionsDep) -> RunControlOut:
 def resume_run(run_id: IdPath, sessions: SessionsDep) -> RunControlOut:
     """Enqueue again the points that have no result (after a cancel, a lost worker or failed
     requests); a finished run with nothing missing is left as it is."""
-    run_status, enqueued = resume(sessions, run_id=run_id)
+    run_status, enqueued = jobs.resume(sessions, run_id=run_id)
     return RunControlOut(run_id=run_id, status=run_status.value, enqueued=enqueued)

@@ -7,9 +7,9 @@ from uuid import UUID
 from celery.result import AsyncResult
 from fastapi import APIRouter, HTTPException, status
 
+from aixaudit.jobs import producer
 from api import queue
 from api.schemas import TaskOut, errors
-from workers.celery import app
 
 router = APIRouter(prefix="/tasks", tags=["runs"])
 
@@ -18,6 +18,7 @@ router = APIRouter(prefix="/tasks", tags=["runs"])
 def get_task(task_id: UUID) -> TaskOut:
     """A planning task's state; once it succeeded, the id of the run it planned. Tasks are
     known for a day after they were enqueued; an unknown id is 404."""
+    app = producer()
     if not queue.is_known(app, str(task_id)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no task with id {task_id}.")
     result = AsyncResult(str(task_id), app=app)
