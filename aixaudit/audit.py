@@ -37,6 +37,7 @@ from .scoring import (
 )
 from .spans import SamplingPolicy, Span, find_spans, point_rank, sample_spans
 from .store import control, queries
+from .store.rows import FileRow, ResultRow
 from .store.tables import RunStatus
 from .tokens import TokenCounter
 
@@ -132,7 +133,7 @@ class _PlannedFile:
     """One scanned file as planning leaves it: its File row, its text when it is audited, and
     the points sampled from it."""
 
-    row: dict[str, Any]
+    row: FileRow
     text: str | None
     points: list[PlannedPoint]
 
@@ -207,7 +208,7 @@ class _FileWriter:
 
     def __init__(self, session: Session, *, run_id: int) -> None:
         self._session, self._run_id = session, run_id
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[FileRow] = []
         self._texts: dict[str, str] = {}  # sha256 -> text
         self._chars = 0
 
@@ -238,7 +239,7 @@ def _sampled_points(
 def _plan_file(root: Path, file: sources.SourceFile, options: AuditOptions) -> _PlannedFile:
     """Read, parse and sample one scanned file. A file that cannot be read as scanned, or that
     is over a parse limit, is skipped with the reason; it never stops the plan."""
-    row: dict[str, Any] = {
+    row: FileRow = {
         "path": file.path,
         "language": file.language,
         "size": file.size,
@@ -271,7 +272,7 @@ def _plan_file(root: Path, file: sources.SourceFile, options: AuditOptions) -> _
     return _PlannedFile(row, text, points)
 
 
-def _skipped(row: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
+def _skipped(row: FileRow, reason: str, detail: str) -> FileRow:
     return row | {"sha256": None, "skip_reason": reason, "detail": detail}
 
 
@@ -334,7 +335,7 @@ async def complete_points(
 
     done, buffer, cancelled = 0, [], False
 
-    async def record(results: list[dict[str, Any]]) -> None:
+    async def record(results: list[ResultRow]) -> None:
         nonlocal done, buffer, cancelled
         buffer += results
         done += len(results)
@@ -347,7 +348,7 @@ async def complete_points(
     if progress:
         progress(0, len(pending))
     processes = scoring_processes if len(pending) >= OFFLOAD_MIN_POINTS else 0
-    with Offload[dict[str, Any]](processes) as scoring:
+    with Offload[ResultRow](processes) as scoring:
         async for completion in completer.complete(requests()):
             item = work.pop(completion.key)
             scoring.submit(_result, item, completion, rule, profile.stop_words, counter)
@@ -405,20 +406,23 @@ def _result(
     rule: AcceptanceRule,
     stop_words: Sequence[str],
     counter: TokenCounter | None = None,
-) -> dict[str, Any]:
+) -> ResultRow:
     """A Suggestion row (with its scores) for one answer, or the error when there is none."""
-    row: dict[str, Any] = {
+    row: ResultRow = {
         "point_id": work.point_id,
         "run_id": work.run_id,
         "raw_text": completion.text,
+        "text": None,
+        "scores": {},
         "prompt_tokens": work.prompt.tokens,
         "latency_ms": completion.latency_ms,
         "attempts": completion.attempts,
         "retries": list(completion.retries) or None,
         "error": completion.error,
-    } | _answer_facts(work, completion, counter)
+    }
+    row = _with_answer_facts(row, work, completion, counter)
     if completion.text is None:
-        return row | {"text": None, "scores": {}}
+        return row
     text = trim_completion(
         completion.text,
         language=work.language,
@@ -450,15 +454,15 @@ def _result(
     }
 
 
-def _answer_facts(
-    work: _PointWork, completion: Completion, counter: TokenCounter | None
-) -> dict[str, Any]:
-    """How the point was asked and answered. The ensemble returns text only, so output tokens
-    are the raw answer counted with the run's tokenizer (exact or not: runs.served_by says)."""
+def _with_answer_facts(
+    row: ResultRow, work: _PointWork, completion: Completion, counter: TokenCounter | None
+) -> ResultRow:
+    """`row` with how the point was asked and answered. The ensemble returns text only, so output
+    tokens are the raw answer counted with the run's tokenizer (exact or not: served_by says)."""
     output = None
     if counter is not None and completion.text is not None:
         output = counter.count(completion.text)
-    return {
+    return row | {
         "output_tokens": output,
         "max_new_tokens": work.max_new_tokens,
         "queued_ms": completion.queued_ms,
@@ -487,7 +491,7 @@ async def record_served_by(
     return served_by
 
 
-def _store(session_factory: sessionmaker[Session], results: list[dict[str, Any]]) -> bool:
+def _store(session_factory: sessionmaker[Session], results: list[ResultRow]) -> bool:
     """Store the results; returns whether their run has been cancelled meanwhile."""
     if not results:
         return False

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from aixaudit.store import queries
 from aixaudit.store.queries import _IN_CHUNK, _insert_or_skip
+from aixaudit.store.rows import file_row, point_row
 from aixaudit.store.tables import ContextOutline, File, Point, Run, Suggestion
 
 
@@ -44,12 +45,6 @@ def add_outlines(session: Session, *, outlines: Mapping[str, dict[str, Any]]) ->
         session.execute(_insert_or_skip(session, ContextOutline, unique=["key"]), rows)
 
 
-_FILE_COLUMNS = ("path", "language", "size", "sha256", "skip_reason", "detail")
-_POINT_COLUMNS = (
-    "key", "kind", "node_type", "start_byte", "end_byte", "start_line", "end_line", "original",
-)  # fmt: skip
-
-
 def copy_run(session: Session, *, run_id: int, config: dict[str, Any]) -> int:
     """A new pending run of the same checkout with `config`: the source run's files and points
     copied (texts are shared by hash); returns its id."""
@@ -64,18 +59,13 @@ def copy_run(session: Session, *, run_id: int, config: dict[str, Any]) -> int:
         acceptance_rule=source.acceptance_rule,
     )
     files = session.scalars(select(File).where(File.run_id == run_id)).all()
-    file_ids = queries.add_files(
-        session, run_id=run.id, files=[{c: getattr(f, c) for c in _FILE_COLUMNS} for f in files]
-    )
+    file_ids = queries.add_files(session, run_id=run.id, files=[file_row(file) for file in files])
     paths = {file.id: file.path for file in files}
     points = session.scalars(select(Point).where(Point.run_id == run_id)).all()
     queries.add_points(
         session,
         run_id=run.id,
-        points=[
-            {**{c: getattr(p, c) for c in _POINT_COLUMNS}, "file_id": file_ids[paths[p.file_id]]}
-            for p in points
-        ],
+        points=[point_row(point, file_id=file_ids[paths[point.file_id]]) for point in points],
     )
     run.points_total = source.points_total
     return run.id

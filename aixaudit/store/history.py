@@ -10,27 +10,10 @@ from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from aixaudit.store.queries import get_run
+from aixaudit.store.rows import ResultRow, reused_result
 from aixaudit.store.tables import File, Point, Run, RunDelta, RunStatus, Score, Suggestion
 
 FINISHED = (RunStatus.DONE.value, RunStatus.PARTIAL.value)
-
-# Suggestion columns a reused result takes over as they are (ids, run, point and time are new).
-_COPIED = (
-    "raw_text",
-    "text",
-    "prompt_tokens",
-    "output_tokens",
-    "latency_ms",
-    "queued_ms",
-    "max_new_tokens",
-    "prompt_truncated",
-    "attempts",
-    "accepted",
-    "lines_suggested",
-    "lines_accepted",
-    "chars_suggested",
-    "chars_accepted",
-)
 
 
 def previous_run(session: Session, *, run_id: int, fingerprint: str | None = None) -> Run | None:
@@ -45,7 +28,7 @@ def previous_run(session: Session, *, run_id: int, fingerprint: str | None = Non
     return session.scalars(stmt.order_by(Run.id.desc()).limit(1)).first()
 
 
-def reusable_results(session: Session, *, run_id: int, source_run_id: int) -> list[dict[str, Any]]:
+def reusable_results(session: Session, *, run_id: int, source_run_id: int) -> list[ResultRow]:
     """Results of `source_run_id` for the points of `run_id` whose file has the same path and
     content there, as `queries.add_results` rows marked reused. Failed requests are not reused."""
     new_point, old_point = aliased(Point), aliased(Point)
@@ -67,13 +50,9 @@ def reusable_results(session: Session, *, run_id: int, source_run_id: int) -> li
     ).all()
     scores = _scores(session, [suggestion.id for _, suggestion in rows])
     return [
-        {
-            **{column: getattr(suggestion, column) for column in _COPIED},
-            "point_id": point_id,
-            "run_id": run_id,
-            "reused": True,
-            "scores": scores.get(suggestion.id, {}),
-        }
+        reused_result(
+            suggestion, point_id=point_id, run_id=run_id, scores=scores.get(suggestion.id, {})
+        )
         for point_id, suggestion in rows
     ]
 

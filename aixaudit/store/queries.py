@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aixaudit.errors import RunNotFound
+from aixaudit.store.rows import FileRow, PointRow, ResultRow
 from aixaudit.store.tables import (
     Blob,
     File,
@@ -113,9 +114,7 @@ def get_run(session: Session, *, run_id: int) -> Run:
     return run
 
 
-def add_files(
-    session: Session, *, run_id: int, files: Sequence[Mapping[str, Any]]
-) -> dict[str, int]:
+def add_files(session: Session, *, run_id: int, files: Sequence[FileRow]) -> dict[str, int]:
     """Insert File rows (dicts of its columns but run_id); returns path -> file id."""
     if not files:
         return {}
@@ -129,9 +128,7 @@ def file_ids(session: Session, *, run_id: int, paths: Sequence[str]) -> dict[str
     return _ids_by(session, File.path, File.id, paths, File.run_id == run_id)
 
 
-def add_points(
-    session: Session, *, run_id: int, points: Sequence[Mapping[str, Any]]
-) -> dict[str, int]:
+def add_points(session: Session, *, run_id: int, points: Sequence[PointRow]) -> dict[str, int]:
     """Insert Point rows (dicts of its columns but run_id, file_id included); returns
     point key -> point id."""
     if not points:
@@ -234,7 +231,7 @@ def count_results(session: Session, *, run_id: int) -> tuple[int, int]:
 
 
 def add_results(
-    session: Session, *, results: Sequence[Mapping[str, Any]], metrics: Mapping[str, MetricSpec]
+    session: Session, *, results: Sequence[ResultRow], metrics: Mapping[str, MetricSpec]
 ) -> None:
     """Store suggestions and their scores, exactly once per point.
 
