@@ -118,15 +118,27 @@ def test_other_commands_options_are_checked_in_one_sentence(
     assert named in _one_sentence(CliRunner().invoke(cli.main, arguments))
 
 
-def test_option_bounds_are_the_models() -> None:
-    """--max-points and friends take their defaults and lower bounds from AuditOptions."""
+def test_option_defaults_and_bounds_are_the_models() -> None:
+    """Every option of a run takes its default from AuditOptions or AcceptanceRule (the numbers
+    their lower bounds too): none is repeated by hand."""
     from aixaudit.audit import AuditOptions
+    from aixaudit.scoring import AcceptanceRule
 
     params = {p.name: p for p in cli.runs.audit_command.params}
-    for name in ("per_file", "max_points", "max_new_tokens", "prompt_budget"):
+    shared = [name for name in AuditOptions.model_fields if name in params]
+    assert len(shared) >= 7  # profile has no default of its own: it depends on the server
+    for name in shared:
         field = AuditOptions.model_fields[name]
-        assert params[name].default == field.default
-        assert params[name].type.min == field.metadata[0].ge  # type: ignore[attr-defined]
+        if name == "context":
+            assert params[name].default == field.default.value
+        elif name != "profile":
+            assert params[name].default == field.default, name
+            assert params[name].type.min == field.metadata[0].ge  # type: ignore[attr-defined]
+    rule = AcceptanceRule()
+    assert (params["accept_metric"].default, params["accept_threshold"].default) == (
+        rule.metric,
+        rule.threshold,
+    )
 
 
 @pytest.mark.parametrize(

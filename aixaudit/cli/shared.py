@@ -161,19 +161,17 @@ _AUDIT_OPTIONS = (
     ),
     click.option(
         "--context",
-        default=ContextStrategy.NONE.value,
+        default=audit.AuditOptions.model_fields["context"].default.value,
         show_default=True,
         callback=lambda _ctx, _param, value: context_strategies(value),
         help="Repository context before each prompt: none, imports (signatures of imported "
         "files), similar (BM25-similar windows of other files) or both. Several, comma-separated, "
         "ask the same points with each (an ablation: one run per strategy, linked as a group).",
     ),
-    click.option(
-        "--context-budget", default=512, show_default=True, help="Context tokens at most."
-    ),
+    option_of("context_budget", "Context tokens at most."),
     click.option(
         "--accept-metric",
-        default="es_rapidfuzz",
+        default=AcceptanceRule.metric,
         show_default=True,
         type=click.Choice(sorted(METRICS)),
         help="Metric that decides acceptance (an exact match always counts as accepted).",
