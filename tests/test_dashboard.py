@@ -26,6 +26,8 @@ from test_api import (
     seed,
 )
 
+from aixaudit.cli.shared import percent
+
 OUTPUT = Path(__file__).resolve().parent / "output"
 
 
@@ -221,3 +223,14 @@ def test_the_trend_marks_regressions_with_intervals(dashboard: Server, browser: 
     # Three finished runs, two series, each point with its interval's whisker.
     assert page.evaluate("document.querySelectorAll('svg.trend line.whisker').length") == 6
     page.screenshot(OUTPUT / "trend-regression.png")
+
+
+# Halves that f"{rate:.0%}" rounds to even and Math.round rounds up, thirds, and the ends.
+RATES = [0.0, 0.005, 0.015, 0.025, 0.045, 0.125, 0.145, 0.285, 0.575, 1 / 3, 2 / 3, 0.995, 1.0]
+
+
+def test_the_dashboard_rounds_percentages_as_the_cli(dashboard: Server, browser: Browser) -> None:
+    page = browser.open(f"{dashboard.url}/")
+    shown = page.evaluate(f"{RATES}.map(percent)")
+    assert shown == [percent(rate) for rate in RATES]
+    assert shown[3] == "3%"  # the 2.5% that once showed as 2% in the CLI

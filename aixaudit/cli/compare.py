@@ -10,7 +10,7 @@ import click
 from aixaudit import compare
 from aixaudit.config import get_settings
 
-from .shared import HEADLINE, console, figure, percent, report_table, sessions_for
+from .shared import HEADLINE, console, figure, percent, report_table, sessions_for, whole_percent
 
 TEXT_WIDTH = 66  # a suggestion's text on one line, after its 12-character label
 
@@ -80,7 +80,7 @@ def compare_command(run_a: int, run_b: int, top: int, as_json: bool) -> None:
 
 
 def signed(value: float, rate: bool) -> str:
-    return f"{value:+.0%}" if rate else f"{value:+.2f}"
+    return f"{whole_percent(value):+d}%" if rate else f"{value:+.2f}"
 
 
 def one_line(text: str | None) -> str:

@@ -355,8 +355,16 @@ def regression_mark(flag: bool | None) -> str:
     return {None: "-", False: "no", True: "[red]yes[/red]"}[flag]
 
 
+def whole_percent(rate: float) -> int:
+    """The one rounding rule for a rate shown as a percentage: rate * 100 rounded half up, as
+    the dashboard's Math.round does, so 0.025 is 3% in both (f"{0.025:.0%}" says 2%)."""
+    hundredths = rate * 100
+    low = math.floor(hundredths)
+    return low + (hundredths - low >= 0.5)
+
+
 def percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:.0%}"
+    return "-" if rate is None else f"{whole_percent(rate)}%"
 
 
 def skips(skipped: dict[str, int]) -> str:
