@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -12,10 +13,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from aixaudit import cli
+from aixaudit.cli import shared
 from aixaudit.cli.shared import EXIT_RUN_NOT_DONE
 from aixaudit.config import get_settings
 from aixaudit.store import queries
-from aixaudit.store.db import make_engine, session_factory
+from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import RunStatus
 
 AIXAUDIT = Path(sys.executable).with_name("aixaudit")
@@ -242,3 +244,31 @@ def test_status_exits_non_zero_for_a_failed_or_partial_run(
     result = CliRunner().invoke(cli.main, ["status", str(run_id)])
     assert result.exit_code == code, result.output
     assert f"run {run_id} {status.value}" in result.output
+
+
+# The lines around the tables that are prose (one line each, however long).
+PROSE = re.compile(
+    r"^(run \d|under each|\w+ v\d+: |accepted when|answered by|prompts truncated|requests sent"
+    r"|B-A: |where the runs|  (reference|A|B) )"
+)
+
+
+def test_the_tables_fit_80_columns(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_api import seed
+
+    url = f"sqlite:///{data_dir / 'aixaudit.db'}"
+    upgrade(url)
+    runs = seed(url).runs
+    monkeypatch.setenv("AIXAUDIT_DATABASE_URL", url)
+    monkeypatch.setattr(shared.console, "width", 80)
+    compare = ["compare", str(runs["a"]), str(runs["b"])]
+    for arguments in (["runs"], ["report", str(runs["third"])], compare):
+        result = CliRunner().invoke(cli.main, arguments)
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.output.splitlines() if not PROSE.match(line)]
+        assert len(lines) > 8
+        assert [line for line in lines if len(line) > 80] == [], arguments
+    listed = CliRunner().invoke(cli.main, ["runs"]).output.splitlines()
+    assert listed[0].split() == [
+        "run", "repository", "ref", "status", "profile", "points", "accept", "regressed", "created",
+    ]  # fmt: skip

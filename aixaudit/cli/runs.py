@@ -9,7 +9,6 @@ from dataclasses import asdict
 from typing import Any
 
 import click
-from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit import ablation, audit, history, jobs, sources
@@ -28,6 +27,7 @@ from .shared import (
     exit_for,
     figure,
     finishing,
+    list_table,
     percent,
     progress_bar,
     regression_mark,
@@ -147,7 +147,7 @@ def show_group(sessions: sessionmaker[Session], group_id: int, as_json: bool) ->
     """The runs of an ablation side by side: per context strategy, acceptance, headline metrics
     and what a point cost (mean prompt tokens, mean latency in ms). `aixaudit compare` pairs
     them point by point."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     with sessions() as session:
         for run_id, strategy, tokens in stored_context.group_runs(session, group_id=group_id):
             totals = reports.run_report(session, run_id=run_id).totals
@@ -203,24 +203,24 @@ def runs_command(limit: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([asdict(run) for run in runs], indent=2))
         return
-    table = Table(
-        "run", "repository", "ref", "status", "profile", "context", "group", "points", "reused",
-        "accepted", "regression", "created",
-    )  # fmt: skip
+    # Fits 80 columns: context and group join the profile; --json has every field.
+    table = list_table(
+        "run", "repository", "ref", "status", "profile", "points", "accept", "regressed"
+    )
+    table.add_column("created", min_width=11, no_wrap=True)  # MM-DD HH:MM
     for run in runs:
+        group = "" if run.group_id is None else f" g{run.group_id}"
+        context = "" if run.context == "none" else f"+{run.context}"
         table.add_row(
             str(run.id),
             run.name,
             run.ref or "",
             run.status,
-            run.profile,
-            run.context,
-            "" if run.group_id is None else str(run.group_id),
-            f"{run.suggestions}/{run.points_total}",
-            str(run.reused),
+            f"{run.profile}{context}{group}",
+            f"{run.suggestions}/{run.points_total}" + (f" ({run.reused} reused)" if run.reused else ""),
             percent(run.acceptance_rate),
             regression_mark(run.regression),
-            run.created_at[:19],
+            run.created_at[5:16].replace("T", " "),
         )
     console.print(table)
 

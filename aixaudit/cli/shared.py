@@ -336,6 +336,16 @@ def report_table(*columns: str) -> Table:
     return table
 
 
+def list_table(*columns: str) -> Table:
+    """A list that fits 80 columns: no borders, headers never cut, long texts cut with "…"."""
+    table = Table(
+        box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False
+    )
+    for column in columns:
+        table.add_column(column, min_width=len(column), overflow="ellipsis", no_wrap=True)
+    return table
+
+
 def estimate(value: float | None, interval: Interval | None, shown: Callable[[float], str]) -> str:
     """A number with its 95% interval on the line below (numbers here are never negative)."""
     if value is None:
