@@ -211,13 +211,14 @@ def runs_command(limit: int, as_json: bool) -> None:
     for run in runs:
         group = "" if run.group_id is None else f" g{run.group_id}"
         context = "" if run.context == "none" else f"+{run.context}"
+        reused = f" ({run.reused} reused)" if run.reused else ""
         table.add_row(
             str(run.id),
             run.name,
             run.ref or "",
             run.status,
             f"{run.profile}{context}{group}",
-            f"{run.suggestions}/{run.points_total}" + (f" ({run.reused} reused)" if run.reused else ""),
+            f"{run.suggestions}/{run.points_total}{reused}",
             percent(run.acceptance_rate),
             regression_mark(run.regression),
             run.created_at[5:16].replace("T", " "),
