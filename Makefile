@@ -45,6 +45,7 @@ wheel-smoke: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy aixaudit api workers
 
 bench: setup
 	$(BIN)/python benchmarks/extract.py

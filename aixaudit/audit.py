@@ -214,8 +214,9 @@ class _FileWriter:
 
     def add(self, file: _PlannedFile) -> None:
         self._rows.append(file.row)
-        if file.text is not None:
-            self._texts[file.row["sha256"]] = file.text
+        sha256 = file.row["sha256"]
+        if file.text is not None and sha256 is not None:  # a text is kept only with its hash
+            self._texts[sha256] = file.text
             self._chars += len(file.text)
         if len(self._rows) >= PLAN_BATCH_FILES or self._chars >= PLAN_BATCH_CHARS:
             self.flush()

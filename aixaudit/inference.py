@@ -28,6 +28,7 @@ import aiohttp
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
 import tritonclient.http.aio as httpclient
+from numpy.typing import NDArray
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from .ensemble import CLIENT_INPUTS
@@ -184,7 +185,8 @@ class TritonCompleter:
         return f"the model is {state}" + (f" ({reason})" if reason else "")
 
     async def _metadata(self) -> dict[str, Any]:
-        return await self._json(self._client.get_model_metadata, self.model)
+        metadata: dict[str, Any] = await self._json(self._client.get_model_metadata, self.model)
+        return metadata
 
     async def batch_sizes(self, model: str) -> dict[int, int]:
         """How many batches of each size `model` has executed since the server started: what
@@ -348,7 +350,7 @@ def _completion_text(result: Any, protocol: str) -> str:
         raise ModelOutputError(f"The answer is not UTF-8 ({reason}).") from None
 
 
-def _tensor(module: Any, name: str, value: np.ndarray) -> Any:
+def _tensor(module: Any, name: str, value: NDArray[Any]) -> Any:
     tensor = module.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
     tensor.set_data_from_numpy(value)
     return tensor

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from google.protobuf import text_format
 from tritonclient.grpc.model_config_pb2 import DataType, ModelConfig, ModelInput, ModelOutput
@@ -63,7 +64,7 @@ def backend_versions() -> dict[str, BackendVersion]:
     """Every supported backend version, oldest first; the last is the newest (the default)."""
     data = json.loads(BACKENDS_MANIFEST.read_text(encoding="utf-8"))
 
-    def specs(tensors: Mapping[str, list]) -> dict[str, TensorSpec]:
+    def specs(tensors: Mapping[str, list[Any]]) -> dict[str, TensorSpec]:
         return {
             name: TensorSpec(name, fields[0], tuple(fields[1]), len(fields) > 2 and fields[2])
             for name, fields in tensors.items()

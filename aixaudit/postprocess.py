@@ -264,7 +264,7 @@ class _Insertion:
             return False
         root = self.parse(body).root_node
         end = self.start + len(body)
-        scope = root
+        scope: tree_sitter.Node | None = root
         if self.scope.parent is not None:
             delta = len(body) - self.original_size
             scope = _node_at(

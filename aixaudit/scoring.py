@@ -144,7 +144,7 @@ def identifiers(code: str, language: Language) -> list[str]:
     ]
 
 
-_TOKENIZE_13A = Tokenizer13a()
+_TOKENIZE_13A: Callable[[str], str] = Tokenizer13a()
 
 
 def tokens_13a(text: str) -> list[str]:

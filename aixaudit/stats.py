@@ -102,4 +102,4 @@ def mcnemar_exact(only_first: int, only_second: int) -> float:
     for i in range(smaller + 1):
         tail += term
         term = term * (n - i) // (i + 1)
-    return min(1.0, 2 * tail / 2**n)  # int / int: exact until the one rounding
+    return min(1.0, 2 * tail / (1 << n))  # int / int: exact until the one rounding

@@ -54,7 +54,7 @@ class ApproximateTokenizer:
 
     name = "approx-regex-v1"
     exact = False
-    sha256 = None
+    sha256: str | None = None
     _TOKEN = re.compile(r"\w+|[^\w\s]|\s+")
 
     def count(self, text: str) -> int:

@@ -4,7 +4,10 @@ records each task it sends, because Celery reads any unknown task id as PENDING.
 
 from __future__ import annotations
 
+from typing import cast
+
 from celery import Celery, states
+from celery.backends.base import BaseKeyValueStoreBackend
 from celery.utils import uuid
 
 REDIS_WAIT_S = 2.0  # to connect, or for one answer
@@ -37,5 +40,5 @@ def new_task_id(app: Celery) -> str:
 
 def is_known(app: Celery, task_id: str) -> bool:
     """Whether a state was stored for `task_id`: one from `new_task_id`, not yet expired."""
-    backend = app.backend
+    backend = cast(BaseKeyValueStoreBackend, app.backend)  # Redis: a key-value store
     return backend.get(backend.get_key_for_task(task_id)) is not None

@@ -44,6 +44,8 @@ def make_app(settings: Settings) -> Celery:
 class Scheduler(PersistentScheduler):
     """Beat's own scheduler, keeping its state file in the data directory (made if missing)."""
 
+    schedule_filename: str  # set by PersistentScheduler.__init__ (the stubs omit it)
+
     def setup_schedule(self) -> None:
         Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
         super().setup_schedule()

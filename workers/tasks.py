@@ -81,7 +81,7 @@ def dispatch_run(run_id: int) -> int:
     **RETRY | {"max_retries": 3},
 )
 def plan_audit(
-    self: Task,
+    self: Task[..., int],
     location: str,
     ref: str | None,
     options: dict[str, Any],

@@ -55,7 +55,7 @@ def schedule_add_command(location: str, ref: str | None, at: str, **choices: Any
 def schedule_list_command(as_json: bool) -> None:
     """List the nightly audits."""
     with sessions_for(get_settings())() as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": s.id,
                 "origin": s.origin,

@@ -16,6 +16,7 @@ from functools import cached_property
 
 import bm25s
 import numpy as np
+from numpy.typing import NDArray
 
 from aixaudit.languages import get_language, parse
 
@@ -113,14 +114,16 @@ class RepoIndex:
         lines = self.files[path].text.split("\n")[start : start + CHUNK_LINES]
         return Chunk(path, start, start + len(lines), "\n".join(lines))
 
-    def scores(self, query: list[str], allowed: np.ndarray) -> np.ndarray:
+    def scores(self, query: list[str], allowed: NDArray[np.bool_]) -> NDArray[np.float32]:
         """BM25 score of every window for the query's identifiers; 0 where not `allowed`."""
         model = self.bm25
         vocabulary = model.vocab_dict if model is not None else {}
         known = [vocabulary[word] for word in query if word in vocabulary]
         if model is None or not known:
             return np.zeros(self.chunk_count, dtype=np.float32)
-        return model.get_scores(known, weight_mask=allowed.astype(np.float32))
+        weights = allowed.astype(np.float32)
+        scores: NDArray[np.float32] = model.get_scores(known, weight_mask=weights)
+        return scores
 
     @cached_property
     def bm25(self) -> bm25s.BM25 | None:

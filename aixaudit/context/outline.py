@@ -87,7 +87,9 @@ def read_outline(language: Language, source: bytes, root: tree_sitter.Node) -> O
             names += ["*"] * bool(match.get("import.wildcard"))
         elif "definition" in match:
             body = match.get("definition.body")
-            found.append((match["definition"][0], match["definition.name"][0], body and body[0]))
+            found.append(
+                (match["definition"][0], match["definition.name"][0], body[0] if body else None)
+            )
     names_by_node = {(d.start_byte, d.end_byte): _text(source, n) for d, n, _ in found}
     definitions = [
         Definition(

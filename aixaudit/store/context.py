@@ -4,7 +4,7 @@ the runs of an ablation (one per strategy, the same points, linked as a group)."
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -23,7 +23,8 @@ def audited_files(session: Session, *, run_id: int) -> list[tuple[str, str, str]
         .where(File.sha256.is_not(None))
         .order_by(File.path)
     )
-    return [(path, language, sha) for path, language, sha in session.execute(stmt)]
+    rows = [(path, language, sha) for path, language, sha in session.execute(stmt)]
+    return cast(list[tuple[str, str, str]], rows)  # the WHERE keeps no NULL language or sha
 
 
 def get_outlines(session: Session, *, keys: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -205,7 +205,7 @@ def pending_points(
     )
     if point_ids is not None:
         stmt = stmt.where(Point.id.in_(list(point_ids)))
-    return [PendingPoint(*row) for row in session.execute(stmt)]
+    return [PendingPoint(**row._asdict()) for row in session.execute(stmt)]
 
 
 def pending_point_ids(session: Session, *, run_id: int) -> list[int]:

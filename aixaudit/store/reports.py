@@ -120,7 +120,7 @@ def budget_facts(session: Session, *, run_id: int) -> BudgetFacts:
     at_limit = and_(came_back, Suggestion.output_tokens >= Suggestion.max_new_tokens)
     row = session.execute(
         select(
-            func.coalesce(func.sum(case((Suggestion.prompt_truncated, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((Suggestion.prompt_truncated.is_(True), 1), else_=0)), 0),
             func.coalesce(func.sum(case((at_limit, 1), else_=0)), 0),
             func.avg(case((came_back, Suggestion.queued_ms))),
         ).where(Suggestion.run_id == run_id)

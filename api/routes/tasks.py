@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import cast
 from uuid import UUID
 
 from celery.result import AsyncResult
@@ -21,11 +22,11 @@ def get_task(task_id: UUID) -> TaskOut:
     app = producer()
     if not queue.is_known(app, str(task_id)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no task with id {task_id}.")
-    result = AsyncResult(str(task_id), app=app)
+    result: AsyncResult[int] = AsyncResult(str(task_id), app=app)
     state = result.state
     return TaskOut(
         task_id=str(task_id),
         state=state,
-        run_id=result.result if state == "SUCCESS" else None,
+        run_id=cast(int, result.result) if state == "SUCCESS" else None,
         error=str(result.result) if state == "FAILURE" else None,
     )
