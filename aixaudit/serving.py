@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import Settings
 from .inference import Endpoint, TritonCompleter
-from .server import serve_cpu_model
+from .local_triton import serve_cpu_model
 from .tokens import ModelTokenizer, TokenCounter, load_token_counter
 from .weights import MARKER_NAME, cpu_model_dir
 

@@ -43,10 +43,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from aixaudit import server as server_module
+from aixaudit import local_triton as server_module
 from aixaudit.config import Settings
+from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.model_repo import render_fixed_cost
-from aixaudit.server import MODEL_DIR_ENV, LocalTriton
 from aixaudit.store import control
 from aixaudit.store.db import session_factory, upgrade
 from aixaudit.weights import ensure_cpu_model

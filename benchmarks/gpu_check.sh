@@ -190,7 +190,7 @@ from pathlib import Path
 from aixaudit.config import Settings
 from aixaudit.ensemble import ENSEMBLE_NAME
 from aixaudit.inference import CompletionRequest, Endpoint, TritonCompleter
-from aixaudit.server import MODEL_DIR_ENV, LocalTriton, cpu_repository
+from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton, cpu_repository
 from aixaudit.tokens import ModelTokenizer
 from aixaudit.weights import ensure_cpu_model
 

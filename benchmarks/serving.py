@@ -44,9 +44,9 @@ from aixaudit.audit import AuditOptions, execute_run, plan_run
 from aixaudit.config import Settings
 from aixaudit.ensemble import ENSEMBLE_NAME
 from aixaudit.inference import Endpoint, TritonCompleter
+from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.model_repo import render_fixed_cost
 from aixaudit.scoring import AcceptanceRule
-from aixaudit.server import MODEL_DIR_ENV, LocalTriton
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import RunStatus, Suggestion
 from aixaudit.tokens import ModelTokenizer

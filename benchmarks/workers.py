@@ -41,9 +41,9 @@ from psycopg import sql
 from aixaudit import history, sources
 from aixaudit.audit import AuditOptions
 from aixaudit.config import Settings
+from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.model_repo import render_fixed_cost
 from aixaudit.scoring import AcceptanceRule
-from aixaudit.server import MODEL_DIR_ENV, LocalTriton
 from aixaudit.store import control
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.weights import ensure_cpu_model

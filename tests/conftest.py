@@ -27,8 +27,8 @@ from psycopg import sql
 from sqlalchemy import Engine
 
 from aixaudit.config import Settings
+from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton, cpu_repository
 from aixaudit.model_repo import render_fixed_cost
-from aixaudit.server import MODEL_DIR_ENV, LocalTriton, cpu_repository
 from aixaudit.store.db import make_engine, upgrade
 from aixaudit.weights import ensure_cpu_model
 

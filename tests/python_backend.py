@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aixaudit.server import cpu_repository
+from aixaudit.local_triton import cpu_repository
 
 
 class FakeTensor:

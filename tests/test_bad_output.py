@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from aixaudit import audit, sources
 from aixaudit.inference import Endpoint, TritonCompleter
+from aixaudit.local_triton import LocalTriton
 from aixaudit.scoring import AcceptanceRule
-from aixaudit.server import LocalTriton
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import File, Point, RunStatus, Score, Suggestion
 from aixaudit.tokens import ModelTokenizer

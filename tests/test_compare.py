@@ -22,8 +22,8 @@ from aixaudit.audit import AuditOptions
 from aixaudit.cli import shared
 from aixaudit.config import get_settings
 from aixaudit.errors import ComparisonError
+from aixaudit.local_triton import LocalTriton
 from aixaudit.scoring import METRICS, AcceptanceRule
-from aixaudit.server import LocalTriton
 from aixaudit.stats import Interval, mcnemar_exact
 from aixaudit.store import queries
 from aixaudit.store.db import make_engine, session_factory

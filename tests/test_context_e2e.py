@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from aixaudit.server import LocalTriton
+from aixaudit.local_triton import LocalTriton
 
 pytestmark = pytest.mark.triton
 

@@ -19,7 +19,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, processors
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import WhitespaceSplit
 
-from aixaudit.server import MODEL_DIR_ENV
+from aixaudit.local_triton import MODEL_DIR_ENV
 
 VOCAB = {"<unk>": 0, "<s>": 1, "</s>": 2, "def": 3, "add": 4, "(": 5, ")": 6, "return": 7}
 

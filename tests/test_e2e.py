@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from aixaudit.local_triton import LocalTriton
 from aixaudit.prompts import PROFILE_BUDGETS
 from aixaudit.scoring import METRICS
-from aixaudit.server import LocalTriton
 from aixaudit.tokens import ModelTokenizer
 from aixaudit.weights import MARKER_NAME
 

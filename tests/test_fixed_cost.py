@@ -12,6 +12,7 @@ from tokenizers import Tokenizer
 from aixaudit.ensemble import ENSEMBLE_NAME
 from aixaudit.errors import ConfigError
 from aixaudit.inference import CompletionRequest, Endpoint, TritonCompleter
+from aixaudit.local_triton import LocalTriton
 from aixaudit.model_repo import (
     CPU_REPO,
     TRTLLM_MODELS,
@@ -20,7 +21,6 @@ from aixaudit.model_repo import (
     render_fixed_cost,
     tensor_specs,
 )
-from aixaudit.server import LocalTriton
 
 # --- rendering (no server) -------------------------------------------------------------------
 

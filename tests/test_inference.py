@@ -26,8 +26,8 @@ from aixaudit.inference import (
     TritonCompleter,
     is_transient,
 )
+from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.scoring import AcceptanceRule
-from aixaudit.server import MODEL_DIR_ENV, LocalTriton
 from aixaudit.store import reports
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import Run, RunStatus, Suggestion

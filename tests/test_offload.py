@@ -11,9 +11,9 @@ from sqlalchemy import select
 from aixaudit import audit, sources
 from aixaudit.ensemble import ENSEMBLE_NAME
 from aixaudit.inference import Endpoint, TritonCompleter
+from aixaudit.local_triton import LocalTriton
 from aixaudit.offload import Offload
 from aixaudit.scoring import AcceptanceRule
-from aixaudit.server import LocalTriton
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import RunStatus, Score, Suggestion
 from aixaudit.tokens import ModelTokenizer

@@ -17,7 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from aixaudit.ensemble import ENSEMBLE_INPUTS, ENSEMBLE_NAME, ENSEMBLE_OUTPUTS
 from aixaudit.errors import ConfigError, ServerStartError
-from aixaudit.server import (
+from aixaudit.local_triton import (
     MODEL_DIR_ENV,
     LocalTriton,
     _backend_dir,

@@ -17,8 +17,8 @@ from proc_walk import children, group_alive
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from aixaudit.local_triton import SHM_DIR, SHM_PREFIX
 from aixaudit.processes import Interrupted, stop_signals_raise
-from aixaudit.server import SHM_DIR, SHM_PREFIX
 from aixaudit.store.db import make_engine, session_factory
 from aixaudit.store.tables import Run
 

@@ -27,13 +27,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from aixaudit import audit, sources
-from aixaudit import server as server_module
+from aixaudit import local_triton as server_module
 from aixaudit.audit import AuditOptions, plan_run
 from aixaudit.config import Settings
 from aixaudit.jobs import CONTROL_QUEUE, PLAN_AUDIT, POINTS_QUEUE, make_producer
+from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.model_repo import render_fixed_cost
 from aixaudit.scoring import METRICS, AcceptanceRule
-from aixaudit.server import MODEL_DIR_ENV, LocalTriton
 from aixaudit.serving import model_access
 from aixaudit.store import control, history, queries
 from aixaudit.store.db import make_engine, session_factory, upgrade

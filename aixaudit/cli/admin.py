@@ -30,7 +30,7 @@ from .shared import console
 def serve_command() -> None:
     """Serve the CPU model with the bundled tritonserver on loopback until SIGINT or SIGTERM
     (then the server and its stubs stop, and the command exits 128 + the signal's number)."""
-    from aixaudit.server import serve_cpu_model
+    from aixaudit.local_triton import serve_cpu_model
 
     server = serve_cpu_model(get_settings())
     try:
