@@ -33,8 +33,8 @@ from aixaudit.config import Settings
 from aixaudit.jobs import CONTROL_QUEUE, PLAN_AUDIT, POINTS_QUEUE, make_producer
 from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.model_repo import render_fixed_cost
+from aixaudit.model_server import model_access
 from aixaudit.scoring import METRICS, AcceptanceRule
-from aixaudit.serving import model_access
 from aixaudit.store import control, history, queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import Point, Run, RunStatus, Schedule, Score, Suggestion

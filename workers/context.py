@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aixaudit.config import get_settings
 from aixaudit.errors import ConfigError
 from aixaudit.inference import Endpoint, TritonCompleter
-from aixaudit.serving import ModelAccess
+from aixaudit.model_server import ModelAccess
 from aixaudit.store import db
 from aixaudit.tokens import TokenCounter, load_token_counter
 

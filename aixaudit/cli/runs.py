@@ -77,7 +77,7 @@ def audit_command(
     if wait:
         raise click.UsageError("--wait goes with --distributed.")
     # The launcher, only for commands that need it.
-    from aixaudit.serving import configured_endpoint
+    from aixaudit.model_server import configured_endpoint
 
     settings = get_settings()
     if triton_url:
@@ -121,7 +121,7 @@ def _answer_here(
     server (the configured one, or the embedded one started for the while); a run still open
     when this fails or is interrupted is finished with the reason, and a finished run is
     compared with its baseline."""
-    from aixaudit.serving import model_access  # the launcher, only for commands that need it
+    from aixaudit.model_server import model_access  # the launcher, only for commands that need it
 
     statuses = []
     with model_access(settings) as access:
