@@ -38,7 +38,7 @@ import redis
 import tritonclient.http as httpclient
 from psycopg import sql
 
-from aixaudit import history, sources
+from aixaudit import incremental, sources
 from aixaudit.audit import AuditOptions
 from aixaudit.config import Settings
 from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
@@ -192,7 +192,7 @@ def run_pass(
     factory = session_factory(make_engine(env["AIXAUDIT_DATABASE_URL"]))
     checkout = sources.checkout(str(args.corpus), ref=None, cache_dir=work / "repos")
     options = AuditOptions(per_file=args.per_file, max_points=args.points, max_new_tokens=16)
-    run_id = history.plan_tracked_run(
+    run_id = incremental.plan_tracked_run(
         factory, checkout=checkout, options=options, rule=AcceptanceRule(), model=None
     )
     processes = [

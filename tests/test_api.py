@@ -33,7 +33,7 @@ import redis
 from devtools import chromium as devtools_chromium
 from sqlalchemy import select
 
-from aixaudit import audit, history, jobs, sources
+from aixaudit import audit, incremental, jobs, sources
 from aixaudit.scoring import METRICS, AcceptanceRule
 from aixaudit.store import queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
@@ -139,7 +139,7 @@ def seed(url: str) -> Seeded:
         answer(runs["third"], THIRD, "partial")
         answer(runs["other"], list(OTHER), "done")
         for name in ("first", "second", "third", "a", "b"):
-            history.compare_with_previous(sessions, run_id=runs[name], threshold=0.05)
+            incremental.compare_with_previous(sessions, run_id=runs[name], threshold=0.05)
         with sessions() as session:
             repositories = dict(session.execute(select(Repository.name, Repository.id)).all())
             points = {

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, cli, compare, history, sources
+from aixaudit import audit, cli, compare, incremental, sources
 from aixaudit.audit import AuditOptions
 from aixaudit.cli import shared
 from aixaudit.config import get_settings
@@ -323,7 +323,7 @@ def test_compare_two_real_runs_of_a_fixture_repository(
         options, rule = AuditOptions.model_validate(stored.config), stored.acceptance_rule
         model = stored.model
     checkout = sources.checkout(str(repo), ref=None, cache_dir=tmp_path / "cache")
-    identical = history.plan_tracked_run(
+    identical = incremental.plan_tracked_run(
         sessions,
         checkout=checkout,
         options=options,
@@ -332,7 +332,7 @@ def test_compare_two_real_runs_of_a_fixture_repository(
         reuse=True,
     )
     assert audit.finish_run(sessions, run_id=identical).value == "done"
-    assert history.compare_with_previous(sessions, run_id=identical, threshold=0.05) is False
+    assert incremental.compare_with_previous(sessions, run_id=identical, threshold=0.05) is False
     same = compared(long, {"run": {"id": identical}})
     assert same["pairs"] == answered[long["run"]["id"]]
     for found in same["groups"][0]["metrics"]:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, history, sources
+from aixaudit import audit, incremental, sources
 from aixaudit.context import ContextStrategy, Fragment, IndexedFile, build_index, render_context
 from aixaudit.context import index as index_module
 from aixaudit.context import stored as stored_index
@@ -103,7 +103,7 @@ def test_context_sits_before_the_files_own_text_in_every_format(profile: str) ->
 def test_fingerprint_includes_the_strategy_and_its_budget() -> None:
     rule, model = AcceptanceRule(), "m"
     prints = {
-        history.fingerprint(options=audit.AuditOptions(**extra), rule=rule, model=model)
+        incremental.fingerprint(options=audit.AuditOptions(**extra), rule=rule, model=model)
         for extra in ({}, {"context": "imports"}, {"context": "both"}, {"context_budget": 64})
     }
     assert len(prints) == 4

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, history, sources
+from aixaudit import audit, incremental, sources
 from aixaudit.scoring import METRICS, AcceptanceRule
 from aixaudit.store import history as stored
 from aixaudit.store import queries
@@ -50,7 +50,7 @@ def repo(tmp_path: Path) -> Path:
 
 def plan(sessions: sessionmaker[Session], repo: Path, **extra: object) -> int:
     checkout = sources.checkout(str(repo), ref=None, cache_dir=repo.parent / "cache")
-    return history.plan_tracked_run(
+    return incremental.plan_tracked_run(
         sessions, checkout=checkout, options=OPTIONS, rule=RULE, **{"model": MODEL, **extra}
     )
 
@@ -98,12 +98,14 @@ def keys_reused(sessions: sessionmaker[Session], run_id: int) -> dict[str, bool]
 
 
 def test_fingerprint_changes_with_what_shapes_an_answer() -> None:
-    base = history.fingerprint(options=OPTIONS, rule=RULE, model=MODEL)
-    assert base == history.fingerprint(options=OPTIONS, rule=RULE, model=MODEL)
+    base = incremental.fingerprint(options=OPTIONS, rule=RULE, model=MODEL)
+    assert base == incremental.fingerprint(options=OPTIONS, rule=RULE, model=MODEL)
     others = {
-        history.fingerprint(options=OPTIONS.model_copy(update={"seed": 1}), rule=RULE, model=MODEL),
-        history.fingerprint(options=OPTIONS, rule=AcceptanceRule(threshold=0.5), model=MODEL),
-        history.fingerprint(options=OPTIONS, rule=RULE, model="ensemble@grpc://other:8001"),
+        incremental.fingerprint(
+            options=OPTIONS.model_copy(update={"seed": 1}), rule=RULE, model=MODEL
+        ),
+        incremental.fingerprint(options=OPTIONS, rule=AcceptanceRule(threshold=0.5), model=MODEL),
+        incremental.fingerprint(options=OPTIONS, rule=RULE, model="ensemble@grpc://other:8001"),
     }
     assert base not in others and len(others) == 3
 
@@ -178,26 +180,26 @@ def test_comparison_flags_a_drop_beyond_the_threshold(
 ) -> None:
     first = plan(sessions, repo)
     answer(sessions, first, 0.9)
-    assert history.compare_with_previous(sessions, run_id=first, threshold=0.05) is None
+    assert incremental.compare_with_previous(sessions, run_id=first, threshold=0.05) is None
 
     second = plan(sessions, repo)
     answer(sessions, second, 0.7)
-    assert history.compare_with_previous(sessions, run_id=second, threshold=0.05) is True
+    assert incremental.compare_with_previous(sessions, run_id=second, threshold=0.05) is True
     with sessions() as session:
         deltas = {d.metric: d for d in stored.run_deltas(session, run_id=second)}
         run = session.get(Run, second)
         assert (run.baseline_run_id, run.regression_threshold) == (first, 0.05)
-    assert set(deltas) == set(history.HEADLINE)
+    assert set(deltas) == set(incremental.HEADLINE)
     # accepted when es_rapidfuzz >= 0.8: all of the first run's points, none of the second's
     assert (deltas["acceptance_rate"].baseline, deltas["acceptance_rate"].value) == (1.0, 0.0)
     assert deltas["es_rapidfuzz"].delta == pytest.approx(-0.2)
     assert all(d.regressed for d in deltas.values())
 
     # A larger threshold, asked again: the deltas are replaced, not added.
-    assert history.compare_with_previous(sessions, run_id=second, threshold=0.5) is True
-    assert history.compare_with_previous(sessions, run_id=second, threshold=1.0) is False
+    assert incremental.compare_with_previous(sessions, run_id=second, threshold=0.5) is True
+    assert incremental.compare_with_previous(sessions, run_id=second, threshold=1.0) is False
     with sessions() as session:
-        assert len(stored.run_deltas(session, run_id=second)) == len(history.HEADLINE)
+        assert len(stored.run_deltas(session, run_id=second)) == len(incremental.HEADLINE)
 
 
 def scores(seed: int, *, drop: float = 0.0) -> Callable[[str], float]:
@@ -224,23 +226,23 @@ def test_a_significant_paired_drop_is_a_regression_and_noise_is_not(
         runs.append(plan(sessions, root))
         answer(sessions, runs[-1], scores(seed, drop=drop))
     first, noisy, dropped = runs
-    assert history.compare_with_previous(sessions, run_id=first, threshold=0.05) is None
-    assert history.compare_with_previous(sessions, run_id=noisy, threshold=0.05) is False
-    assert history.compare_with_previous(sessions, run_id=dropped, threshold=0.05) is True
+    assert incremental.compare_with_previous(sessions, run_id=first, threshold=0.05) is None
+    assert incremental.compare_with_previous(sessions, run_id=noisy, threshold=0.05) is False
+    assert incremental.compare_with_previous(sessions, run_id=dropped, threshold=0.05) is True
     with sessions() as session:
         points = session.get(Run, dropped).points_total
         for run_id, baseline in ((noisy, first), (dropped, noisy)):
             assert session.get(Run, run_id).baseline_run_id == baseline
         calm = {d.metric: d for d in stored.run_deltas(session, run_id=noisy)}
         fell = {d.metric: d for d in stored.run_deltas(session, run_id=dropped)}
-    assert set(calm) == set(fell) == set(history.HEADLINE)
+    assert set(calm) == set(fell) == set(incremental.HEADLINE)
     es, es_calm = fell["es_rapidfuzz"], calm["es_rapidfuzz"]
     assert es.pairs == points and es.delta_high < -0.05 and es.regressed
     assert es.delta_low <= es.delta <= es.delta_high and es.delta == pytest.approx(-0.15, abs=0.03)
     assert es_calm.delta_low <= 0.0 <= es_calm.delta_high and not es_calm.regressed
     assert not any(d.regressed for d in calm.values())
     # the same drop, judged against a larger threshold, is not beyond it
-    assert history.compare_with_previous(sessions, run_id=dropped, threshold=0.25) is False
+    assert incremental.compare_with_previous(sessions, run_id=dropped, threshold=0.25) is False
 
 
 def test_runs_of_another_fingerprint_are_not_compared(
@@ -250,10 +252,10 @@ def test_runs_of_another_fingerprint_are_not_compared(
     answer(sessions, first, 0.9)
     other_model = plan(sessions, repo, model="ensemble@grpc://new-engine:8001")
     answer(sessions, other_model, 0.1)
-    assert history.compare_with_previous(sessions, run_id=other_model, threshold=0.05) is None
+    assert incremental.compare_with_previous(sessions, run_id=other_model, threshold=0.05) is None
     unknown_model = plan(sessions, repo, model=None)
     answer(sessions, unknown_model, 0.1)
-    assert history.compare_with_previous(sessions, run_id=unknown_model, threshold=0.05) is None
+    assert incremental.compare_with_previous(sessions, run_id=unknown_model, threshold=0.05) is None
     with sessions() as session:
         assert session.get(Run, other_model).baseline_run_id is None
         assert stored.run_deltas(session, run_id=other_model) == []
@@ -277,7 +279,7 @@ def test_the_baseline_is_the_latest_finished_run_of_the_same_repository(
         assert stored.previous_run(session, run_id=unfinished).id == first
         assert stored.previous_run(session, run_id=first) is None
         assert session.scalar(select(func.count(File.id)).where(File.run_id == latest)) == 2
-    assert history.compare_with_previous(sessions, run_id=latest, threshold=0.05) is False
+    assert incremental.compare_with_previous(sessions, run_id=latest, threshold=0.05) is False
 
 
 def test_points_keep_long_node_types(sessions: sessionmaker[Session], repo: Path) -> None:
@@ -302,7 +304,7 @@ def test_the_fingerprint_sees_budgets_as_resolved() -> None:
     implicit = audit.AuditOptions(profile="l2r")
     explicit = implicit.with_budgets()
     assert explicit.max_new_tokens is not None and explicit != implicit
-    same = history.fingerprint(options=implicit, rule=rule, model="m")
-    assert same == history.fingerprint(options=explicit, rule=rule, model="m")
+    same = incremental.fingerprint(options=implicit, rule=rule, model="m")
+    assert same == incremental.fingerprint(options=explicit, rule=rule, model="m")
     smaller = implicit.model_copy(update={"max_new_tokens": 8})
-    assert history.fingerprint(options=smaller, rule=rule, model="m") != same
+    assert incremental.fingerprint(options=smaller, rule=rule, model="m") != same

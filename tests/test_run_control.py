@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, history, sources
+from aixaudit import audit, incremental, sources
 from aixaudit.scoring import AcceptanceRule
 from aixaudit.store import control, queries
 from aixaudit.store.db import session_factory
@@ -49,7 +49,7 @@ def checkout(tmp_path: Path) -> sources.Checkout:
 
 
 def plan(sessions: sessionmaker[Session], checkout: sources.Checkout, key: str | None) -> int:
-    return history.plan_tracked_run(
+    return incremental.plan_tracked_run(
         sessions, checkout=checkout, options=OPTIONS, rule=RULE, model="m", distributed=True,
         plan_key=key,
     )  # fmt: skip

@@ -27,7 +27,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, history, jobs, sources
+from aixaudit import audit, incremental, jobs, sources
 from aixaudit.config import get_settings
 from aixaudit.errors import ServerError, SourceError
 from aixaudit.scoring import AcceptanceRule
@@ -102,7 +102,7 @@ def plan_audit(
         checkout = sources.checkout(
             location, ref=ref, cache_dir=settings.repos_dir, allowed_roots=settings.allowed_roots
         )
-        run_id = history.plan_tracked_run(
+        run_id = incremental.plan_tracked_run(
             sessions,
             checkout=checkout,
             options=audit.AuditOptions.model_validate(options),
@@ -184,7 +184,7 @@ def _finish(sessions: sessionmaker[Session], *, run_id: int, error: str | None) 
     status = audit.finish_run(sessions, run_id=run_id, error=error)
     if status in (RunStatus.DONE, RunStatus.PARTIAL):
         threshold = get_settings().regression_threshold
-        regression = history.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
+        regression = incremental.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
         logger.info("run %s %s; regression: %s", run_id, status.value, regression)
     return status.value
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import ablation, audit, history, jobs, sources
+from aixaudit import ablation, audit, incremental, jobs, sources
 from aixaudit.config import Settings, get_settings
 from aixaudit.store import context as stored_context
 from aixaudit.store import control, queries, reports
@@ -92,7 +92,7 @@ def audit_command(
         )
     else:
         run_ids = [
-            history.plan_tracked_run(
+            incremental.plan_tracked_run(
                 sessions, checkout=checkout, options=options, rule=rule, model=settings.model
             )
         ]
@@ -138,7 +138,7 @@ def _answer_here(
             errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
             if status in (RunStatus.DONE, RunStatus.PARTIAL):
                 threshold = settings.regression_threshold
-                history.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
+                incremental.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
             statuses.append(status)
     return statuses
 
@@ -240,7 +240,7 @@ def _audit_distributed(
     sessions = sessions_for(settings)
     options, rule = audit_request(settings, choices)
     checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
-    run_id = history.plan_tracked_run(
+    run_id = incremental.plan_tracked_run(
         sessions,
         checkout=checkout,
         options=options,
