@@ -22,7 +22,7 @@ from .audit import AuditOptions, plan_run
 from .scoring import METRICS, AcceptanceRule
 from .sources import Checkout
 from .stats import SEED, Interval
-from .store import history, queries
+from .store import lineage, queries
 from .store.scored import scored_points
 
 # Headline numbers compared between runs, with their direction (True: higher is better).
@@ -103,10 +103,10 @@ def reuse_unchanged(session_factory: sessionmaker[Session], *, run_id: int) -> i
         run = queries.get_run(session, run_id=run_id)
         if run.fingerprint is None:
             return 0
-        source = history.previous_run(session, run_id=run_id, fingerprint=run.fingerprint)
+        source = lineage.previous_run(session, run_id=run_id, fingerprint=run.fingerprint)
         if source is None:
             return 0
-        results = history.reusable_results(session, run_id=run_id, source_run_id=source.id)
+        results = lineage.reusable_results(session, run_id=run_id, source_run_id=source.id)
         for start in range(0, len(results), _WRITE_BATCH):
             batch = results[start : start + _WRITE_BATCH]
             queries.add_results(session, results=batch, metrics=METRICS)
@@ -124,12 +124,12 @@ def compare_with_previous(
     with session_factory.begin() as session:
         run = queries.get_run(session, run_id=run_id)
         baseline = (
-            history.previous_run(session, run_id=run_id, fingerprint=run.fingerprint)
+            lineage.previous_run(session, run_id=run_id, fingerprint=run.fingerprint)
             if run.fingerprint is not None
             else None
         )
         if baseline is None:
-            return history.save_comparison(
+            return lineage.save_comparison(
                 session, run_id=run_id, baseline_run_id=None, deltas=[], threshold=threshold
             )
         paired = compare.pair(
@@ -149,7 +149,7 @@ def compare_with_previous(
             for found in compare.differences(paired, seed=seed)
             if found.metric in HEADLINE
         ]
-        return history.save_comparison(
+        return lineage.save_comparison(
             session, run_id=run_id, baseline_run_id=baseline.id, deltas=deltas, threshold=threshold
         )
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit import audit, incremental, sources
 from aixaudit.scoring import METRICS, AcceptanceRule
-from aixaudit.store import history as stored
+from aixaudit.store import lineage as stored
 from aixaudit.store import queries
 from aixaudit.store.db import session_factory
 from aixaudit.store.tables import File, Point, Run, Score, Suggestion

@@ -35,7 +35,7 @@ from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.model_repo import render_fixed_cost
 from aixaudit.model_server import model_access
 from aixaudit.scoring import METRICS, AcceptanceRule
-from aixaudit.store import control, history, queries
+from aixaudit.store import control, lineage, queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import Point, Run, RunStatus, Schedule, Score, Suggestion
 
@@ -246,7 +246,7 @@ def test_a_distributed_run_stores_what_the_in_process_run_stores(
     assert distributed["totals"] == local["totals"]
     # The distributed run is compared with the previous run of the repository: no change.
     with sessions() as session:
-        deltas = history.run_deltas(session, run_id=distributed["run"]["id"])
+        deltas = lineage.run_deltas(session, run_id=distributed["run"]["id"])
     assert deltas and not any(delta.regressed for delta in deltas)
     assert [delta.delta for delta in deltas] == pytest.approx([0.0] * len(deltas))
 

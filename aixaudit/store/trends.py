@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from aixaudit.errors import RepositoryNotFound
 from aixaudit.stats import SEED, Interval, cluster_bootstrap, wilson
-from aixaudit.store.history import FINISHED
+from aixaudit.store.lineage import FINISHED
 from aixaudit.store.reports import rate_of, tallies
 from aixaudit.store.scored import scored_points
 from aixaudit.store.tables import Repository, Run, Score, Suggestion

@@ -13,7 +13,7 @@ from aixaudit.audit import default_profile
 from aixaudit.errors import SourceError
 from aixaudit.sources import check_location
 from aixaudit.spans import SpanKind
-from aixaudit.store import history, queries, reports, suggestions, trends
+from aixaudit.store import lineage, queries, reports, suggestions, trends
 from api import queue
 from api.deps import MAX_INT, IdPath, SessionDep, SessionsDep, SettingsDep
 from api.export import CSV_RESPONSE, Format, FormatQuery, csv_response
@@ -70,7 +70,7 @@ def run_report(
             **asdict(report),
             "baseline_run_id": queries.get_run(session, run_id=run_id).baseline_run_id,
             "deltas": [
-                DeltaOut.model_validate(d) for d in history.run_deltas(session, run_id=run_id)
+                DeltaOut.model_validate(d) for d in lineage.run_deltas(session, run_id=run_id)
             ],
         }
     )
