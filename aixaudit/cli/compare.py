@@ -10,7 +10,7 @@ import click
 from aixaudit import compare
 from aixaudit.config import get_settings
 
-from .shared import HEADLINE, console, figure, percent, report_table, sessions_for, whole_percent
+from .shared import TITLES, console, figure, percent, report_table, sessions_for, whole_percent
 
 TEXT_WIDTH = 66  # a suggestion's text on one line, after its 12-character label
 
@@ -35,7 +35,7 @@ def compare_command(run_a: int, run_b: int, top: int, as_json: bool) -> None:
     )
     table = report_table("metric", "n", "A", "B", "B-A", "95% interval", "p")
     table.columns[1].justify = "left"
-    shown = {compare.ACCEPTANCE: "accept", **HEADLINE}
+    shown = {compare.ACCEPTANCE: "accept", **TITLES}
     grouping = "all"
     for group in result.groups:
         if group.grouping != grouping:

@@ -18,7 +18,7 @@ from aixaudit.store import control, queries, reports
 from aixaudit.store.tables import RunStatus
 
 from .shared import (
-    HEADLINE,
+    TITLES,
     audit_options,
     audit_request,
     console,
@@ -158,7 +158,7 @@ def show_group(sessions: sessionmaker[Session], group_id: int, as_json: bool) ->
         return
     shown = ("exact_match", "es_rapidfuzz", "identifier_f1")
     table = report_table(
-        "run", "points", "accept", *(HEADLINE[name] for name in shown), "tokens", "ms"
+        "run", "points", "accept", *(TITLES[name] for name in shown), "tokens", "ms"
     )
     for row in rows:
         table.add_row(

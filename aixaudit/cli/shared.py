@@ -31,7 +31,7 @@ from aixaudit.store import db, queries, reports
 from aixaudit.store.tables import RunStatus
 
 # The metrics shown in the report tables (all of them are in --json), by column title.
-HEADLINE = {
+TITLES = {
     "exact_match": "EM",
     "es_rapidfuzz": "ES",
     "identifier_f1": "id F1",
@@ -265,8 +265,8 @@ def show_report(sessions: sessionmaker[Session], run_id: int, as_json: bool) -> 
         ("by span kind", report.by_kind),
     )
     # points, answered (a suggestion came back: the n of the rate), failed requests, accepted
-    counts = report_table("pts", "ok", "err", "acc", "rate", *(HEADLINE[name] for name in LENGTHS))
-    scores = report_table("n", *(HEADLINE[name] for name in HEADLINE if name not in LENGTHS))
+    counts = report_table("pts", "ok", "err", "acc", "rate", *(TITLES[name] for name in LENGTHS))
+    scores = report_table("n", *(TITLES[name] for name in TITLES if name not in LENGTHS))
     for heading, rows in sections:
         if heading:
             counts.add_row(f"[dim]{heading}[/dim]")
@@ -283,7 +283,7 @@ def show_report(sessions: sessionmaker[Session], run_id: int, as_json: bool) -> 
                 str(row.suggestions),
                 *(
                     estimate(row.metrics.get(name), row.intervals.get(name), figure)
-                    for name in HEADLINE
+                    for name in TITLES
                     if name not in LENGTHS
                 ),
             )
