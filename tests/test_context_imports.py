@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from aixaudit.context import IndexedFile, RepoIndex, build_index
+from aixaudit.context import IndexedFile, RepoIndex, build_index, outline
 from aixaudit.context.retrieval import imported
 from aixaudit.languages import language_for_path
 
@@ -198,3 +199,32 @@ def test_imported_fragments_hold_signatures_and_docs_not_bodies() -> None:
     assert "unrelated" not in python.text  # not imported by name
     [javascript] = imported(index, "web/app.js")
     assert javascript.text == "/** Adds two numbers. */\nexport function add(a, b)"
+
+
+def test_typescript_adds_its_own_patterns_to_javascripts_query() -> None:
+    """One copy of what JavaScript and TypeScript share: typescript.scm holds only TypeScript's
+    own patterns, and a TypeScript file is read with both."""
+    folder = Path(outline.__file__).parent / "queries"
+
+    def patterns(name: str) -> set[str]:
+        text = (folder / f"{name}.scm").read_text()
+        return {line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", ";")}
+
+    assert patterns("typescript") and not patterns("typescript") & patterns("javascript")
+    index = index_of(
+        {
+            "web/user.ts": """
+                import { Id } from './types';
+                /** A user of the shop. */
+                export interface User { id: Id }
+                export type Name = string;
+                export function greet(user: User): string { return 'hi'; }
+                export const shout = (name: Name) => name.toUpperCase();
+            """,
+            "web/types.ts": "export type Id = string;\n",
+        }
+    )
+    assert resolved(index, "web/user.ts") == ["web/types.ts"]
+    names = [d.name for d in index.definitions("web/user.ts")]
+    assert names == ["User", "Name", "greet", "shout"]
+

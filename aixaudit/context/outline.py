@@ -1,10 +1,11 @@
 """What one file takes from its repository and offers to it: its imports as written, and the
 signatures (with doc comments or docstrings) of its definitions.
 
-Read with one tree-sitter query per language (`queries/<language>.scm`, fixed capture names:
-@import.module, @import.name, @import.wildcard, @import.submodule, @definition, @definition.name,
-@definition.body). An outline depends on nothing but the file's language and content, so it is
-kept per content hash and an unchanged file is not parsed again by the next run.
+Read with one tree-sitter query per language (`queries/<language>.scm`; TypeScript's adds to
+JavaScript's), with fixed capture names: @import.module, @import.name, @import.wildcard,
+@import.submodule, @definition, @definition.name, @definition.body. An outline depends on
+nothing but the file's language and content, so it is kept per content hash and an unchanged
+file is not parsed again by the next run.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ OUTLINE_VERSION = 1  # bump when what an outline holds changes: stored outlines 
 MAX_SNIPPET_LINES = 12  # a definition's doc comment and signature, at most
 
 _QUERY_DIR = Path(__file__).parent / "queries"
-_SHARED_QUERY = {"tsx": "typescript"}
+# Query files read one after the other: JavaScript's imports and definitions hold in TypeScript
+# and TSX, whose own file adds only theirs (interfaces, type aliases).
+_QUERY_FILES = {"typescript": ("javascript", "typescript"), "tsx": ("javascript", "typescript")}
 _QUOTES = "\"'<>` \t"
 
 
@@ -68,8 +71,9 @@ def outline_key(language: str, sha256: str) -> str:
 
 @cache
 def outline_query(language: Language) -> tree_sitter.Query:
-    name = _SHARED_QUERY.get(language.name, language.name)
-    return compile_query(language, (_QUERY_DIR / f"{name}.scm").read_text(encoding="utf-8"))
+    names = _QUERY_FILES.get(language.name, (language.name,))
+    text = "\n".join((_QUERY_DIR / f"{name}.scm").read_text(encoding="utf-8") for name in names)
+    return compile_query(language, text)
 
 
 def read_outline(language: Language, source: bytes, root: tree_sitter.Node) -> Outline:
@@ -87,7 +91,9 @@ def read_outline(language: Language, source: bytes, root: tree_sitter.Node) -> O
             names += ["*"] * bool(match.get("import.wildcard"))
         elif "definition" in match:
             body = match.get("definition.body")
-            found.append((match["definition"][0], match["definition.name"][0], body and body[0]))
+            found.append(
+                (match["definition"][0], match["definition.name"][0], body[0] if body else None)
+            )
     names_by_node = {(d.start_byte, d.end_byte): _text(source, n) for d, n, _ in found}
     definitions = [
         Definition(
