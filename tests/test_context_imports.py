@@ -228,3 +228,50 @@ def test_typescript_adds_its_own_patterns_to_javascripts_query() -> None:
     names = [d.name for d in index.definitions("web/user.ts")]
     assert names == ["User", "Name", "greet", "shout"]
 
+
+def test_python_names_re_exported_by_a_package_resolve_to_their_definition() -> None:
+    """`from shop import Cart`, where shop/__init__.py does `from .cart import Cart`, shows the
+    signature in shop/cart.py: a package's __init__ re-exports, followed through a chain."""
+    index = index_of(
+        {
+            "shop/__init__.py": '''
+                """The shop."""
+                from .cart import Cart
+                from .money import Money as Money
+                from shop.tax import rate
+
+                VERSION = "1"
+
+                def open_shop(name):
+                    """A shop of that name."""
+            ''',
+            "shop/cart.py": '''
+                class Cart:
+                    """What a customer will buy."""
+
+                def helper():
+                    pass
+            ''',
+            "shop/money.py": "from .cents import Money\n",
+            "shop/cents.py": "class Money:\n    '''An amount in cents.'''\n",
+            "shop/tax.py": "def rate(country):\n    return 0.2\n",
+            "app.py": "from shop import Cart, Money, rate, open_shop\n",
+            "loop/__init__.py": "from loop.a import f\n",
+            "loop/a.py": "from loop import f\n",
+            "uses_loop.py": "from loop import f\n",
+        }
+    )
+    # In the order the names are imported; the package keeps what it defines itself.
+    assert resolved(index, "app.py") == [
+        "shop/cart.py",
+        "shop/cents.py",
+        "shop/tax.py",
+        "shop/__init__.py",
+    ]
+    fragments = {fragment.path: fragment.text for fragment in imported(index, "app.py")}
+    assert fragments["shop/cart.py"] == 'class Cart:\n    """What a customer will buy."""'
+    assert fragments["shop/cents.py"] == "class Money:\n    '''An amount in cents.'''"
+    assert fragments["shop/tax.py"] == "def rate(country):"
+    assert fragments["shop/__init__.py"].startswith("def open_shop(name):")
+    # A name imported in a circle is looked for once along it; it has no definition here.
+    assert resolved(index, "uses_loop.py") == ["loop/__init__.py"]
