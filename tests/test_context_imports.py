@@ -11,7 +11,7 @@ import pytest
 
 from aixaudit.context import IndexedFile, RepoIndex, build_index, outline
 from aixaudit.context.retrieval import imported
-from aixaudit.languages import language_for_path
+from aixaudit.languages import get_language, language_for_path, parse
 
 
 def index_of(files: dict[str, str]) -> RepoIndex:
@@ -275,3 +275,36 @@ def test_python_names_re_exported_by_a_package_resolve_to_their_definition() -> 
     assert fragments["shop/__init__.py"].startswith("def open_shop(name):")
     # A name imported in a circle is looked for once along it; it has no definition here.
     assert resolved(index, "uses_loop.py") == ["loop/__init__.py"]
+
+
+def test_python_outlines_read_what_a_module_offers_not_its_functions_branches() -> None:
+    """Imports at the top level, in its branches and in a function's own block are read, as
+    are definitions and methods; an import in a branch inside a function is local to it (the
+    outline query does not look that deep: most of an outline's cost was the rest of the tree)."""
+    text = textwrap.dedent("""
+        import a
+        if TYPE_CHECKING:
+            import b
+        try:
+            import c
+        except ImportError:
+            import d
+
+        def f():
+            import e
+            if e:
+                import hidden
+                for x in e:
+                    import deeper
+
+        @decorated
+        class K:
+            def m(self):
+                def inner():
+                    pass
+    """).lstrip()
+    language = get_language("python")
+    source = text.encode()
+    found = outline.read_outline(language, source, parse(language, source).root_node)
+    assert [item.module for item in found.imports] == ["a", "b", "c", "d", "e"]
+    assert [(d.name, d.owner) for d in found.definitions] == [("f", ""), ("K", ""), ("m", "K")]
