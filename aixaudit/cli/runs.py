@@ -49,7 +49,7 @@ NOTHING_TO_AUDIT = "nothing to audit: no file has a completion point"
     is_flag=True,
     help="Plan here, let the Celery workers answer; prints the run ids (see `status`).",
 )
-@click.option("--wait", is_flag=True, help="With --distributed: follow the run, then report.")
+@click.option("--wait", is_flag=True, help="With --distributed: follow the runs, then report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit_command(
     location: str,
