@@ -267,18 +267,19 @@ def test_an_ablation_on_the_workers_is_the_ablation_answered_here(
     sessions: sessionmaker[Session],
     tmp_path: Path,
 ) -> None:
-    """`--context none,similar --distributed`: the group is planned here, each of its runs
-    answered on the workers, finished and compared as when it is answered here."""
+    """`--context none,similar --distributed`: the group is planned here and each of its runs
+    answered on the workers. Answered here afterwards, each run gets the same points and
+    answers, and is compared with the workers' run of its strategy: one lifecycle."""
     repo = make_repo(tmp_path / "repo", files=3)
     args = ["audit", str(repo), *SMALL, "--context", "none,similar", "--json"]
-    local = json.loads(aixaudit(*args, env=env).stdout)
     celery(concurrency=2)
     distributed = json.loads(aixaudit(*args, "--distributed", "--wait", env=env).stdout)
+    local = json.loads(aixaudit(*args, env=env).stdout)
     assert [row["strategy"] for row in distributed["runs"]] == ["none", "similar"]
-    for here, there in zip(local["runs"], distributed["runs"], strict=True):
+    for there, here in zip(distributed["runs"], local["runs"], strict=True):
         assert there["suggestions"] == there["points"] == 6
-        assert results(sessions, there["run_id"]) == results(sessions, here["run_id"])
-        assert_compared(sessions, there["run_id"], baseline=here["run_id"])
+        assert results(sessions, here["run_id"]) == results(sessions, there["run_id"])
+        assert_compared(sessions, here["run_id"], baseline=there["run_id"])
         with sessions() as session:
             run = session.get(Run, there["run_id"])
             assert run is not None and run.distributed
