@@ -104,6 +104,7 @@ class AuditOptions(BaseModel):
             min_chars=self.min_chars,
             max_chars=self.max_chars,
             max_lines=self.max_lines,
+            need_suffix=get_profile(self.profile).fim,  # fill-in-the-middle sends both sides
         )
 
 

@@ -15,6 +15,19 @@ run of sibling statements) and is judged as a unit. One query per language
 - statements: runs of 2-4 adjacent statements, children of one block, built here; anything
   else between two statements (a comment, a preprocessor line) breaks the run. The run's
   node_type joins its statements' types with "+" (no single node has it).
+
+What is no point (the same rules in every language):
+- a condition that is only a literal, parenthesised or not (`while True`, `if (0)`, `for true`):
+  nothing to predict; `for (;;)` and Rust's `loop` have no condition node at all.
+- a docstring: an expression statement that is only a string literal (Python docstrings, JS
+  "use strict"), and a body holding only comments and docstrings. They are prose, which the
+  code metrics (identifier match, parse check) cannot judge, and SAFIM's and aiXcoder's span
+  types are all code; excluded rather than a kind of their own, so that a kind's share of
+  points says the same across languages and runs. A docstring breaks a statement run as a
+  comment does.
+- a span with nothing but whitespace on a side of the file the prompt needs
+  (SamplingPolicy.need_prefix / need_suffix): a module docstring at byte 0 leaves an l2r
+  model an empty prompt.
 """
 
 from __future__ import annotations
@@ -41,6 +54,25 @@ _RUN_LENGTHS = (2, 3, 4)
 _WORD = re.compile(r"\w")
 _MAX_UTF8_BYTES = 4  # per character
 _ORDER = attrgetter("start_byte", "end_byte", "kind")
+# Node types of the eight grammars (their names do not clash across grammars).
+_STRINGS = frozenset(
+    [
+        "string",
+        "concatenated_string",
+        "string_literal",
+        "raw_string_literal",
+        "interpreted_string_literal",
+    ]
+)
+_LITERALS = _STRINGS | {
+    *("true", "false", "boolean_literal", "none", "null", "null_literal", "nil", "undefined"),
+    *("integer", "float", "number", "number_literal", "int_literal", "integer_literal"),
+    *("float_literal", "imaginary_literal", "char_literal", "character_literal", "rune_literal"),
+    *("decimal_integer_literal", "hex_integer_literal", "octal_integer_literal"),
+    *("binary_integer_literal", "decimal_floating_point_literal", "hex_floating_point_literal"),
+}
+_NO_CONDITION = _LITERALS | {"empty_statement"}  # JavaScript's `for (;;)` has a `;` there
+_COMMENTS = frozenset(("comment", "line_comment", "block_comment"))
 
 
 class SpanKind(StrEnum):
@@ -58,6 +90,7 @@ class SpanKind(StrEnum):
 # Query capture name -> kind; STATEMENTS has no capture (runs are built from @span.block).
 _CAPTURE_KINDS = {f"span.{kind.value}": kind for kind in SpanKind if kind != SpanKind.STATEMENTS}
 _BLOCK_CAPTURE = "span.block"
+_BODIES = frozenset((SpanKind.FUNCTION_BODY, SpanKind.BLOCK_BODY))
 
 
 class Span(NamedTuple):
@@ -88,6 +121,10 @@ class SamplingPolicy:
     min_chars: int = 4
     max_chars: int = 400
     max_lines: int = 12
+    # A side of the file the prompt sends must hold more than whitespace (l2r: the prefix;
+    # fill-in-the-middle: both).
+    need_prefix: bool = True
+    need_suffix: bool = False
 
     def __post_init__(self) -> None:
         if min(self.per_file, self.min_chars, self.max_lines) < 0:
@@ -122,7 +159,7 @@ def find_spans(
         for name, nodes in found.items()
         if (kind := _CAPTURE_KINDS.get(name)) is not None
         for node in nodes
-        if not node.has_error
+        if not node.has_error and _is_point(kind, node)
     ]
     statements = {(s.start_byte, s.end_byte) for s in spans if s.kind is SpanKind.STATEMENT}
     for block in found.get(_BLOCK_CAPTURE, ()):
@@ -134,6 +171,34 @@ def find_spans(
     # One span per (start_byte, end_byte, kind), should two nodes or patterns share one.
     unique = dict(zip(map(_ORDER, spans), spans, strict=True))
     return [unique[key] for key in sorted(unique)]
+
+
+def _is_point(kind: SpanKind, node: tree_sitter.Node) -> bool:
+    """Whether a node captured as `kind` may be a point (the rules: see the module docstring)."""
+    if kind is SpanKind.CONDITION:
+        return _unparenthesised(node).type not in _NO_CONDITION
+    if kind is SpanKind.STATEMENT:
+        return not _is_docstring(node)
+    if kind in _BODIES:
+        return not all(
+            child.type in _COMMENTS or _is_docstring(child) for child in node.named_children
+        )
+    return True
+
+
+def _unparenthesised(node: tree_sitter.Node) -> tree_sitter.Node:
+    while node.type == "parenthesized_expression" and node.named_child_count == 1:
+        node = node.named_children[0]
+    return node
+
+
+def _is_docstring(node: tree_sitter.Node) -> bool:
+    """An expression statement that is only a string literal (evaluated, then dropped)."""
+    return (
+        node.type == "expression_statement"
+        and node.named_child_count == 1
+        and node.named_children[0].type in _STRINGS
+    )
 
 
 def _span(kind: SpanKind, first: tree_sitter.Node, last: tree_sitter.Node, node_type: str) -> Span:
@@ -173,13 +238,18 @@ def _kind_rank(*, seed: int, content_hash: str, kind: SpanKind) -> str:
     return hashlib.sha256(f"{seed}\0{content_hash}\0{kind.value}".encode()).hexdigest()
 
 
-def _eligible(span: Span, source: bytes, policy: SamplingPolicy) -> bool:
-    """Within the limits (in characters) and with a word character. A character takes 1 to
-    4 bytes (a replaced invalid byte: 1), so only a span of min_chars to 4 * max_chars bytes
-    can qualify, and only such a span is decoded: the cost stays linear in the file."""
+def _eligible(span: Span, source: bytes, policy: SamplingPolicy, code: tuple[int, int]) -> bool:
+    """Within the limits (in characters), with a word character, and with code on the sides
+    the prompt needs (`code`: where the file's first non-whitespace byte starts and its last
+    ends). A character takes 1 to 4 bytes (a replaced invalid byte: 1), so only a span of
+    min_chars to 4 * max_chars bytes can qualify, and only such a span is decoded: the cost
+    stays linear in the file."""
     size = span.end_byte - span.start_byte
-    if span.end_line - span.start_line >= policy.max_lines or not (
-        policy.min_chars <= size <= _MAX_UTF8_BYTES * policy.max_chars
+    if (
+        span.end_line - span.start_line >= policy.max_lines
+        or not policy.min_chars <= size <= _MAX_UTF8_BYTES * policy.max_chars
+        or (policy.need_prefix and span.start_byte <= code[0])
+        or (policy.need_suffix and span.end_byte >= code[1])
     ):
         return False
     text = span.text_in(source)
@@ -192,14 +262,16 @@ def sample_spans(
     """Pick up to `policy.per_file` spans of `source`, the same ones for the same seed and
     file content.
 
-    Spans outside the size limits, or with no letter, digit or underscore, are never picked.
+    Spans outside the size limits, with no letter, digit or underscore, or with only
+    whitespace on a side the policy needs, are never picked.
     Kinds take turns (in an order drawn from seed and hash) so one file's points cover several
     kinds; within a kind the lowest `point_rank` goes first, and a byte range already picked
     under another kind is skipped (it would be the same question twice).
     """
     by_kind: dict[SpanKind, list[Span]] = {}
+    code = (len(source) - len(source.lstrip()), len(source.rstrip()))
     for span in spans:
-        if _eligible(span, source, policy):
+        if _eligible(span, source, policy, code):
             by_kind.setdefault(span.kind, []).append(span)
     rank = partial(point_rank, seed=policy.seed, content_hash=content_hash)
     kind_rank = partial(_kind_rank, seed=policy.seed, content_hash=content_hash)

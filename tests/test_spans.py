@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from aixaudit.audit import AuditOptions
 from aixaudit.errors import ConfigError
 from aixaudit.languages import (
     TIMED_PARSE_MIN_BYTES,
@@ -142,8 +143,7 @@ CASES = [
             K.CONDITION: ["not names", "text"],
             K.CALL: ["sep.join(names)", 'log("→", text)'],
             K.ARGUMENTS: ["(names)", '("→", text)'],
-            K.STATEMENT: [
-                '"""Say hello to everyone."""',
+            K.STATEMENT: [  # the docstring is no statement, and no run starts with it
                 'if not names:\n        return "héllo, wörld"',
                 'return "héllo, wörld"',
                 "text = sep.join(names)",
@@ -151,7 +151,6 @@ CASES = [
                 'return f"héllo {text}" if text else None',
             ],
             K.STATEMENTS: [
-                '"""Say hello to everyone."""\n    if not names:\n        return "héllo, wörld"',
                 'text = sep.join(names)\n    log("→", text)',
                 'text = sep.join(names)\n    log("→", text)\n'
                 '    return f"héllo {text}" if text else None',
@@ -546,7 +545,8 @@ def test_bad_policy_is_a_config_error(policy: dict[str, int]) -> None:
 
 
 def test_sizes_are_counted_in_characters_not_bytes() -> None:
-    source = 'f("ééé")\ng("😀😀")\n'.encode()  # calls of 8 and 7 characters, 11 and 13 bytes
+    # Calls of 8 and 7 characters, 11 and 13 bytes, after a line (a point needs a prefix).
+    source = 'import f, g\nf("ééé")\ng("😀😀")\n'.encode()
     spans = [s for s in find_spans(get_language("python"), source) if s.kind is K.CALL]
 
     def picked(max_chars: int, min_chars: int = 0) -> list[str]:
@@ -643,3 +643,160 @@ def test_timed_parses_give_the_same_tree_and_keep_no_memory() -> None:
     finally:
         tracemalloc.stop()
     assert retained < len(big)  # the binding would keep every source it was handed: 4x
+
+
+# -- what is no point (issue 9) -------------------------------------------------------------------
+
+_JS_LITERALS = (
+    "while (true) { step(); }\nfor (;;) { step(); }\nif ((0)) { step(); }\n"
+    "do { step(); } while (null);\nx = undefined ? a : b;\nif (ready) { step(); }\n"
+)
+_C_LITERALS = (
+    "void f(void) {\n    while (1) { step(); }\n    for (;;) { step(); }\n"
+    "    if ((0)) { step(); }\n    do { step(); } while (NULL);\n    x = true ? a : b;\n"
+    "    if (ready) { step(); }\n}\n"
+)
+# Every condition but `ready` is a literal, parenthesised or not, or absent.
+LITERAL_CONDITIONS = {
+    "python": "while True:\n    step()\nwhile (1):\n    step()\nif None:\n    step()\n"
+    "x = a if False else b\nif ready:\n    step()\n",
+    "javascript": _JS_LITERALS,
+    "typescript": _JS_LITERALS,
+    "tsx": _JS_LITERALS,
+    "java": "class A {\n  void f() {\n    while (true) { step(); }\n    for (;;) { step(); }\n"
+    "    if ((0)) { step(); }\n    do { step(); } while (false);\n    x = null ? a : b;\n"
+    "    if (ready) { step(); }\n  }\n}\n",
+    "go": "package p\n\nfunc f() {\n\tfor true {\n\t\tstep()\n\t}\n"
+    "\tif (false) {\n\t\tstep()\n\t}\n"
+    "\tfor i := 0; true; i++ {\n\t\tstep()\n\t}\n\tif nil {\n\t\tstep()\n\t}\n"
+    "\tif ready {\n\t\tstep()\n\t}\n}\n",
+    "rust": "fn f() {\n    while true { step(); }\n    loop { step(); }\n"
+    "    if (false) { step(); }\n    while 1 { step(); }\n    if ready { step(); }\n}\n",
+    "c": _C_LITERALS,
+    "cpp": _C_LITERALS.replace("NULL", "nullptr"),
+}
+
+
+@pytest.mark.parametrize("language", LITERAL_CONDITIONS)
+def test_literal_only_conditions_are_no_points(language: str) -> None:
+    source = LITERAL_CONDITIONS[language].encode()
+    spans = find_spans(get_language(language), source)
+    assert [s.text_in(source) for s in spans if s.kind is K.CONDITION] == ["ready"]
+
+
+_JS_PROSE = (
+    '"use strict";\nfunction f() {\n  "use strict";\n  a();\n  b();\n}\n'
+    "function g() {\n  // nothing yet\n}\n"
+)
+_C_PROSE = (
+    'void f(void) {\n    "unused";\n    a();\n    b();\n}\n\n'
+    "void g(void) {\n    /* nothing yet */\n}\n"
+)
+
+
+@dataclass(frozen=True)
+class Prose:
+    """A file with docstrings and a comment-only body; what remains of its bodies and runs."""
+
+    source: str
+    bodies: list[str]
+    runs: list[str]
+
+
+PROSE = {
+    "python": Prose(
+        '"""Module doc."""\nimport os\n\n\ndef f():\n    """Doc."""\n    a()\n    b()\n\n\n'
+        'def g():\n    """Doc."""\n    # nothing yet\n',
+        ['"""Doc."""\n    a()\n    b()'],
+        ["a()\n    b()"],
+    ),
+    "javascript": Prose(_JS_PROSE, ['{\n  "use strict";\n  a();\n  b();\n}'], ["a();\n  b();"]),
+    "typescript": Prose(_JS_PROSE, ['{\n  "use strict";\n  a();\n  b();\n}'], ["a();\n  b();"]),
+    "tsx": Prose(_JS_PROSE, ['{\n  "use strict";\n  a();\n  b();\n}'], ["a();\n  b();"]),
+    "java": Prose(
+        "class A {\n  void f() {\n    a();\n    b();\n  }\n\n  void g() {\n    // nothing yet\n"
+        "  }\n}\n",
+        ["{\n    a();\n    b();\n  }"],
+        ["a();\n    b();"],
+    ),
+    "go": Prose(
+        'package p\n\nfunc f() {\n\t"unused"\n\ta()\n\tb()\n}\n\nfunc g() {\n\t// nothing yet\n}\n',
+        ['{\n\t"unused"\n\ta()\n\tb()\n}'],
+        ["a()\n\tb()"],
+    ),
+    "rust": Prose(  # a block's tail string is its value, not prose: it stays
+        'fn f() -> &\'static str {\n    "unused";\n    a();\n    "value"\n}\n\n'
+        "fn g() {\n    // nothing yet\n}\n",
+        ['{\n    "unused";\n    a();\n    "value"\n}'],
+        ['a();\n    "value"'],
+    ),
+    "c": Prose(_C_PROSE, ['{\n    "unused";\n    a();\n    b();\n}'], ["a();\n    b();"]),
+    "cpp": Prose(_C_PROSE, ['{\n    "unused";\n    a();\n    b();\n}'], ["a();\n    b();"]),
+}
+
+
+@pytest.mark.parametrize("language", PROSE)
+def test_docstrings_and_comment_only_bodies_are_no_points(language: str) -> None:
+    case = PROSE[language]
+    source = case.source.encode()
+    spans = find_spans(get_language(language), source)
+    texts = {kind: [s.text_in(source) for s in spans if s.kind is kind] for kind in K}
+    assert texts[K.FUNCTION_BODY] == case.bodies
+    assert texts[K.STATEMENTS] == case.runs  # a docstring breaks a run as a comment does
+    prose = ('"""', '"use strict"', '"unused"')
+    assert not [text for text in texts[K.STATEMENT] if text.startswith(prose)]
+
+
+def test_a_module_docstring_at_byte_0_is_no_point() -> None:
+    source = b'"""Module doc."""\nimport os\n'
+    spans = find_spans(get_language("python"), source)
+    assert [(s.kind, s.text_in(source)) for s in spans] == [(K.STATEMENT, "import os")]
+
+
+# A point at each edge of the file, where the language allows one: its first code (behind
+# whitespace only) and a function body closing the file. Java has neither (a class encloses all).
+EDGES: dict[str, tuple[str, list[str], list[str]]] = {
+    # language: (source, ranges only l2r drops, ranges fill-in-the-middle drops too)
+    "python": ("\n\nf(x)\ndef g():\n    return h(x)\n", ["f(x)"], ["h(x)", "return h(x)"]),
+    "javascript": (
+        "  f(x);\nfunction g() {\n  return h(x);\n}\n",
+        ["f(x)", "f(x);"],
+        ["{\n  return h(x);\n}"],
+    ),
+    "java": ("class A {\n  int g() {\n    return h(x);\n  }\n}\n", [], []),
+    "go": ("package p\n\nfunc g() int {\n\treturn h(x)\n}\n", [], ["{\n\treturn h(x)\n}"]),
+    "rust": ("m!(x);\nfn g() -> u8 {\n    h(x)\n}\n", ["m!(x)", "m!(x);"], ["{\n    h(x)\n}"]),
+    "c": (
+        "int a = f(x);\nint g(void) {\n    return h(x);\n}\n",
+        ["int a = f(x);"],
+        ["{\n    return h(x);\n}"],
+    ),
+}
+EDGES["typescript"] = EDGES["tsx"] = EDGES["javascript"]
+EDGES["cpp"] = EDGES["c"]
+
+
+@pytest.mark.parametrize("language", EDGES)
+def test_points_need_code_on_the_sides_the_prompt_sends(language: str) -> None:
+    text, l2r_drops, fim_drops = EDGES[language]
+    source = text.encode()
+    spans = find_spans(get_language(language), source)
+
+    def picked(**sides: bool) -> set[str]:
+        policy = SamplingPolicy(per_file=1000, max_chars=10_000, **sides)
+        return {
+            s.text_in(source)
+            for s in sample_spans(spans, source=source, policy=policy, content_hash="x")
+        }
+
+    anything = picked(need_prefix=False, need_suffix=False)
+    l2r, fim = picked(), picked(need_suffix=True)
+    assert sorted(anything - l2r) == sorted(l2r_drops)
+    assert sorted(l2r - fim) == sorted(fim_drops)
+    assert fim <= l2r <= anything
+
+
+def test_the_profile_says_which_sides_a_point_needs() -> None:
+    l2r, fim = AuditOptions(profile="l2r").sampling(), AuditOptions(profile="aixcoder").sampling()
+    assert (l2r.need_prefix, l2r.need_suffix) == (True, False)
+    assert (fim.need_prefix, fim.need_suffix) == (True, True)
