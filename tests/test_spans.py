@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +21,7 @@ from aixaudit.languages import (
     get_language,
     parse,
 )
-from aixaudit.spans import SamplingPolicy, Span, SpanKind, find_spans, point_rank, sample_spans
+from aixaudit.spans import SamplingPolicy, Span, SpanKind, find_spans, pick_spans, point_rank
 
 K = SpanKind
 
@@ -450,42 +453,38 @@ PY = PYTHON.encode()
 PY_SPANS = find_spans(get_language("python"), PY)
 
 
-def test_sampling_is_deterministic() -> None:
-    first = sample_spans(PY_SPANS, source=PY, policy=POLICY, content_hash="abc")
-    again = sample_spans(list(reversed(PY_SPANS)), source=PY, policy=POLICY, content_hash="abc")
-    assert first == again
+def _pick(
+    policy: SamplingPolicy, content_hash: str = "abc", source: bytes = PY, language: str = "python"
+) -> list[Span]:
+    return pick_spans(get_language(language), source, policy=policy, content_hash=content_hash)
+
+
+def test_sampling_is_deterministic_and_picks_candidates() -> None:
+    first = _pick(POLICY)
+    assert first == _pick(POLICY)
     assert len(first) == 3
+    assert set(first) <= set(PY_SPANS)
 
 
 def test_seed_and_content_hash_change_the_sample() -> None:
     # sha256 makes these fixed: seeds 0 and 1 pick disjoint spans from this file.
-    zero = sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(seed=0), content_hash="abc")
-    one = sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(seed=1), content_hash="abc")
+    zero = _pick(SamplingPolicy(seed=0))
+    one = _pick(SamplingPolicy(seed=1))
     assert not set(zero) & set(one)
     assert [span.text_in(PY) for span in zero] == [
         "not names",
         'log("→", text)',
         'log("→", text)\n    return f"héllo {text}" if text else None',
     ]
-    picks = {
-        tuple(
-            sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(seed=seed), content_hash="abc")
-        )
-        for seed in range(10)
-    }
+    picks = {tuple(_pick(SamplingPolicy(seed=seed))) for seed in range(10)}
     assert len(picks) > 1
-    by_hash = {
-        tuple(sample_spans(PY_SPANS, source=PY, policy=POLICY, content_hash=str(h)))
-        for h in range(10)
-    }
+    by_hash = {tuple(_pick(POLICY, content_hash=str(h))) for h in range(10)}
     assert len(by_hash) > 1
 
 
 def test_sample_spreads_over_kinds_and_never_repeats_a_range() -> None:
     for seed in range(20):
-        picked = sample_spans(
-            PY_SPANS, source=PY, policy=SamplingPolicy(seed=seed, per_file=5), content_hash="abc"
-        )
+        picked = _pick(SamplingPolicy(seed=seed, per_file=5))
         assert len(picked) == 5
         assert len({span.kind for span in picked}) == 5
         assert len({(span.start_byte, span.end_byte) for span in picked}) == 5
@@ -493,24 +492,15 @@ def test_sample_spreads_over_kinds_and_never_repeats_a_range() -> None:
 
 
 def test_sample_respects_cap_and_size_limits() -> None:
-    assert (
-        sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(per_file=0), content_hash="x") == []
-    )
-    everything = sample_spans(
-        PY_SPANS,
-        source=PY,
-        policy=SamplingPolicy(per_file=1000, max_chars=10_000),
-        content_hash="x",
-    )
+    assert _pick(SamplingPolicy(per_file=0)) == []
+    everything = _pick(SamplingPolicy(per_file=1000, max_chars=10_000), "x")
     assert len(everything) == len({(s.start_byte, s.end_byte) for s in PY_SPANS})
     small = SamplingPolicy(per_file=1000, min_chars=5, max_chars=16, max_lines=1)
-    picked = sample_spans(PY_SPANS, source=PY, policy=small, content_hash="x")
+    picked = _pick(small, "x")
     assert sorted(span.text_in(PY) for span in picked) == sorted(
         ["(names)", '("→", text)', "not names", "sep.join(names)", 'log("→", text)']
     )
-    two_lines = sample_spans(
-        PY_SPANS, source=PY, policy=SamplingPolicy(per_file=1000, max_lines=2), content_hash="x"
-    )
+    two_lines = _pick(SamplingPolicy(per_file=1000, max_lines=2), "x")
     assert max(span.end_line - span.start_line + 1 for span in two_lines) == 2
 
 
@@ -519,7 +509,7 @@ def test_sample_skips_whitespace_and_punctuation() -> None:
     spans = find_spans(get_language("java"), source)
     assert "()" in {span.text_in(source) for span in spans}
     policy = SamplingPolicy(per_file=1000, min_chars=0)
-    picked = sample_spans(spans, source=source, policy=policy, content_hash="x")
+    picked = _pick(policy, "x", source, "java")
     assert "()" not in {span.text_in(source) for span in picked}
     assert len(picked) == len(
         {(s.start_byte, s.end_byte) for s in spans if s.text_in(source) != "()"}
@@ -545,21 +535,18 @@ def test_bad_policy_is_a_config_error(policy: dict[str, int]) -> None:
 
 
 def test_sizes_are_counted_in_characters_not_bytes() -> None:
-    # Calls of 8 and 7 characters, 11 and 13 bytes, after a line (a point needs a prefix).
+    # Calls of 8 and 7 characters (11 and 13 bytes), the first one's arguments of 7 (9; the
+    # second's have no word character), after an import that gives them a prefix.
     source = 'import f, g\nf("ééé")\ng("😀😀")\n'.encode()
-    spans = [s for s in find_spans(get_language("python"), source) if s.kind is K.CALL]
 
-    def picked(max_chars: int, min_chars: int = 0) -> list[str]:
+    def picked(max_chars: int, min_chars: int = 0) -> set[str]:
         policy = SamplingPolicy(per_file=10, min_chars=min_chars, max_chars=max_chars)
-        return [
-            s.text_in(source)
-            for s in sample_spans(spans, source=source, policy=policy, content_hash="x")
-        ]
+        return {s.text_in(source) for s in _pick(policy, "x", source)}
 
-    assert picked(8) == ['f("ééé")', 'g("😀😀")']
-    assert picked(7) == ['g("😀😀")']
-    assert picked(6) == []
-    assert picked(100, min_chars=8) == ['f("ééé")']
+    assert picked(8) == {'f("ééé")', 'g("😀😀")', '("ééé")'}
+    assert picked(7) == {'g("😀😀")', '("ééé")'}
+    assert picked(6) == set()
+    assert picked(100, min_chars=8) == {'f("ééé")'}
 
 
 # Every level holds all the deeper ones: a copy of each span's text would grow with the square.
@@ -571,11 +558,10 @@ NESTED: dict[str, Callable[[int], str]] = {
 
 
 def _peak_bytes(language: str, source: bytes) -> int:
-    """Peak Python memory of finding and sampling a file's spans."""
+    """Peak Python memory of picking a file's points."""
     tracemalloc.start()
     try:
-        spans = find_spans(get_language(language), source)
-        sample_spans(spans, source=source, policy=SamplingPolicy(), content_hash="x")
+        _pick(SamplingPolicy(), "x", source, language)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -780,14 +766,10 @@ EDGES["cpp"] = EDGES["c"]
 def test_points_need_code_on_the_sides_the_prompt_sends(language: str) -> None:
     text, l2r_drops, fim_drops = EDGES[language]
     source = text.encode()
-    spans = find_spans(get_language(language), source)
 
     def picked(**sides: bool) -> set[str]:
         policy = SamplingPolicy(per_file=1000, max_chars=10_000, **sides)
-        return {
-            s.text_in(source)
-            for s in sample_spans(spans, source=source, policy=policy, content_hash="x")
-        }
+        return {s.text_in(source) for s in _pick(policy, "x", source, language)}
 
     anything = picked(need_prefix=False, need_suffix=False)
     l2r, fim = picked(), picked(need_suffix=True)
@@ -800,3 +782,28 @@ def test_the_profile_says_which_sides_a_point_needs() -> None:
     l2r, fim = AuditOptions(profile="l2r").sampling(), AuditOptions(profile="aixcoder").sampling()
     assert (l2r.need_prefix, l2r.need_suffix) == (True, False)
     assert (fim.need_prefix, fim.need_suffix) == (True, True)
+
+
+STDLIB_PICKS = Path(__file__).parent / "fixtures" / "stdlib_picks.json"
+
+
+def test_picks_on_a_real_corpus_are_those_of_ranking_every_candidate() -> None:
+    """The lazy picking chooses what sorting every eligible candidate by rank chose. The
+    expected picks were computed by that implementation (find all spans, then sample) on
+    this machine's /usr/lib/python3.11 and /usr/include, with this module's point rules."""
+    expected = json.loads(STDLIB_PICKS.read_text())
+    for name, files in expected["picks"].items():
+        policy = SamplingPolicy(**expected["policies"][name])
+        for path, want in files.items():
+            file = Path(path)
+            if not file.is_file():
+                pytest.skip(f"corpus file {path} is not on this machine")
+            source = file.read_bytes()
+            if hashlib.sha256(source).hexdigest() != want["sha256"]:
+                pytest.skip(f"corpus file {path} differs from the one the picks were made on")
+            language = "python" if file.suffix == ".py" else "c"
+            got = _pick(policy, want["sha256"], source, language)
+            assert [
+                [s.kind.value, s.start_byte, s.end_byte, s.node_type, s.start_line, s.end_line]
+                for s in got
+            ] == want["spans"], (name, path)
