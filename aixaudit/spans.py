@@ -207,8 +207,8 @@ class _Found:
 
     def candidates(self, kind: SpanKind) -> list[_Candidate]:
         """A kind's candidates in capture order (runs: by block, then length), before the
-        rules and sizes. A statement that is no point breaks no run here: `_node_type`
-        rejects the runs that hold it, which leaves the same runs."""
+        rules and sizes. Runs go through statements that are no point: `_node_type` rejects
+        every run holding one, which leaves the runs such a statement breaks into."""
         if kind is not SpanKind.STATEMENTS:
             nodes = self._nodes.get(_CAPTURE_NAMES[kind], ())
             return [(node.start_byte, node.end_byte, node, node) for node in nodes]
