@@ -35,7 +35,7 @@ from .scoring import (
     score,
     suggested_lines_chars,
 )
-from .spans import SamplingPolicy, Span, find_spans, point_rank, sample_spans
+from .spans import SamplingPolicy, Span, pick_spans, point_rank
 from .store import control, queries
 from .store.tables import RunStatus
 from .tokens import TokenCounter
@@ -104,6 +104,7 @@ class AuditOptions(BaseModel):
             min_chars=self.min_chars,
             max_chars=self.max_chars,
             max_lines=self.max_lines,
+            need_suffix=get_profile(self.profile).fim,  # fill-in-the-middle sends both sides
         )
 
 
@@ -251,13 +252,18 @@ def _plan_file(root: Path, file: sources.SourceFile, options: AuditOptions) -> _
     try:
         text = sources.read_text(root, file)
         source = text.encode()
-        spans = find_spans(get_language(file.language), source, limits=options.limits())
+        picked = pick_spans(
+            get_language(file.language),
+            source,
+            policy=options.sampling(),
+            content_hash=file.sha256,
+            limits=options.limits(),
+        )
     except LimitExceeded as limit:
         return _PlannedFile(_skipped(row, limit.reason, limit.detail), None, [])
     except SourceError as error:
         # Gone or changed since the scan: what would be audited is not what was scanned.
         return _PlannedFile(_skipped(row, sources.SkipReason.UNREADABLE, str(error)), None, [])
-    picked = sample_spans(spans, source=source, policy=options.sampling(), content_hash=file.sha256)
     points = [
         PlannedPoint(
             file.path,
