@@ -49,9 +49,13 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Completions/s of one GPU for the sizing: measure your model's on its server.
+GPU_RATE ?= 20
 bench: setup
 	$(BIN)/python benchmarks/extract.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/workers.py
 	$(BIN)/python benchmarks/faults.py
 	$(BIN)/python benchmarks/context.py
+	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/capacity.py --gpu-rate $(GPU_RATE)

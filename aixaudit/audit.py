@@ -108,12 +108,6 @@ class AuditOptions(BaseModel):
         )
 
 
-def default_profile(*, configured_server: bool) -> str:
-    """The prompt format when none is asked for: aiXcoder's on a configured (production)
-    server, left-to-right on the embedded CPU model, which has no fill-in-the-middle training."""
-    return "aixcoder" if configured_server else "l2r"
-
-
 @dataclass(frozen=True)
 class PlannedPoint:
     file_path: str

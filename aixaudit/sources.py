@@ -65,6 +65,7 @@ _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_URL = re.compile(r"^[\w.-]+@\w[\w.-]*:")  # git@host:owner/repo; the host is never "-..."
 _TRANSPORT = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")  # git's <transport>::<address>, e.g. ext::
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f:?*\[\\^~]")  # what git check-ref-format forbids
+_ESCAPE = "\\x"  # how _printable writes a byte that is not UTF-8
 _HTTP_USERINFO = re.compile(r"^(https?://)[^/@]+@")
 # Config that no audited repository may set to run a command: every git call overrides it.
 # (uploadpack.packObjectsHook and safe.directory are read from protected config only.)
@@ -369,8 +370,9 @@ class _IgnoreFile:
     spec: pathspec.GitIgnoreSpec
 
 
-def scan(root: Path, *, max_bytes: int = 1_000_000) -> list[SourceFile]:
-    """Every file under root, sorted by path; the ones not audited carry a skip reason.
+def scan(root: Path, *, max_bytes: int = 1_000_000) -> Iterator[SourceFile]:
+    """Every file under root in path order (names that are not UTF-8 last); the ones not
+    audited carry a skip reason. One file at a time, so that a scan holds no list of the tree.
 
     Git-ignored files and `.git` are left out entirely (they are not part of the code).
     Symlinks to files inside the repository are read as files; symlinks to directories are
@@ -380,11 +382,21 @@ def scan(root: Path, *, max_bytes: int = 1_000_000) -> list[SourceFile]:
     root = root.resolve()
     if not root.is_dir():
         raise SourceError(f"{root} is not a directory.")
-    files = [
-        _unlisted(rel, error) if error else _classify(root, rel, max_bytes)
-        for rel, error in _walk(root, PurePosixPath(), ())
-    ]
-    return sorted(_unique_paths(files), key=lambda f: f.path)
+    return _scan(root, max_bytes)
+
+
+def _scan(root: Path, max_bytes: int) -> Iterator[SourceFile]:
+    escaped: set[str] = set()  # real paths a printable non-UTF-8 name could equal
+    not_utf8: list[SourceFile] = []
+    for rel, error in _walk(root, PurePosixPath(), ()):
+        file = _unlisted(rel, error) if error else _classify(root, rel, max_bytes)
+        if file.skip_reason is SkipReason.NAME_NOT_UTF8:
+            not_utf8.append(file)
+            continue
+        if _ESCAPE in file.path:
+            escaped.add(file.path)
+        yield file
+    yield from _unique_paths(not_utf8, taken=escaped)
 
 
 def read_text(root: Path, file: SourceFile) -> str:
@@ -411,7 +423,7 @@ def _walk(
         ignores = (*ignores, _IgnoreFile(rel_dir, ignore))
     try:
         with os.scandir(directory) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
+            entries = sorted(listing, key=_path_order)
     except OSError as err:
         if rel_dir == PurePosixPath():
             raise SourceError(f"Cannot list {root}: {err.strerror}.") from None
@@ -484,19 +496,26 @@ def _printable(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def _unique_paths(files: list[SourceFile]) -> list[SourceFile]:
+def _path_order(entry: os.DirEntry[str]) -> str:
+    """Sorting a directory's entries by this walks the tree in the order of its paths."""
+    try:
+        is_dir = entry.is_dir(follow_symlinks=False)
+    except OSError:
+        is_dir = False
+    return _printable(entry.name) + ("/" if is_dir else "")
+
+
+def _unique_paths(files: list[SourceFile], *, taken: set[str]) -> list[SourceFile]:
     """A name that is not UTF-8, written printably, may equal a real name (`bad\\xff.py`):
-    it gets a suffix, so that every path stays a unique key."""
-    taken = {f.path for f in files if f.skip_reason is not SkipReason.NAME_NOT_UTF8}
+    it gets a suffix, so that every path stays a unique key. `taken`: the real paths that hold
+    an escape, the only ones a printable name can equal."""
     unique = []
     for file in files:
-        if file.skip_reason is SkipReason.NAME_NOT_UTF8:
-            path = file.path
-            while path in taken:
-                path += "~"
-            taken.add(path)
-            file = replace(file, path=path)
-        unique.append(file)
+        path = file.path
+        while path in taken:
+            path += "~"
+        taken.add(path)
+        unique.append(replace(file, path=path))
     return unique
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import Engine
 
 from aixaudit.config import Settings
 from aixaudit.model_repo import render_fixed_cost
-from aixaudit.server import MODEL_DIR_ENV, LocalTriton, cpu_repository
+from aixaudit.server import MODEL_DIR_ENV, LocalTriton, cpu_declared, cpu_repository
 from aixaudit.store.db import make_engine, upgrade
 from aixaudit.weights import ensure_cpu_model
 
@@ -126,9 +126,11 @@ def cpu_model_dir() -> Path:
 def triton_server(
     cpu_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalTriton]:
-    """The bundled tritonserver serving model_repo/cpu, stopped at the end of the session."""
+    """The bundled tritonserver serving model_repo/cpu as `aixaudit serve` does (declaring its
+    profile, model and tokenizer), stopped at the end of the session."""
     server = LocalTriton(log_dir=tmp_path_factory.mktemp("triton-logs"))
-    with server.start(cpu_repository(), env={MODEL_DIR_ENV: str(cpu_model_dir)}):
+    declared = cpu_declared(Settings(_env_file=None, data_dir=TEST_DATA_DIR, cpu_model_dir=None))
+    with server.start(cpu_repository(), env={MODEL_DIR_ENV: str(cpu_model_dir)}, declared=declared):
         yield server
 
 

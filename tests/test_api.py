@@ -394,7 +394,7 @@ def test_a_run_report_has_totals_breakdowns_definitions_and_deltas(server: Serve
     ]  # fmt: skip
     assert report["acceptance_rule"] == AcceptanceRule().to_dict()
     assert report["config"]["max_points"] == 4
-    scanned = sources.scan(POLYGLOT)
+    scanned = list(sources.scan(POLYGLOT))
     assert report["files"] == len(scanned)
     skipped = Counter(f.skip_reason.value for f in scanned if f.skip_reason is not None)
     assert report["skipped"] == dict(skipped) and report["skipped"]

@@ -144,8 +144,8 @@ _AUDIT_OPTIONS = (
     click.option(
         "--profile",
         type=click.Choice(sorted(PROFILES)),
-        help="Prompt format. Default: l2r on the embedded CPU model, aixcoder on a configured "
-        "server.",
+        help="Prompt format. Default: the one the configured server declares, else aixcoder "
+        "there; l2r on the embedded CPU model.",
     ),
     option_of("seed", "Sampling seed: same seed, same points."),
     option_of("per_file", "Points per file at most."),
@@ -221,9 +221,10 @@ def audit_request(
     strategy; several only where `ablation` runs them all)."""
     if len(choices["context"]) > 1 and not ablation:
         raise click.UsageError("Several --context strategies are for `aixaudit audit` only.")
+    from aixaudit.serving import profile_for  # asks a configured server what it declares
+
     options = audit.AuditOptions(
-        profile=choices["profile"]
-        or audit.default_profile(configured_server=bool(settings.triton_url)),
+        profile=profile_for(settings, choices["profile"]),
         seed=choices["seed"],
         per_file=choices["per_file"],
         max_points=choices["max_points"],

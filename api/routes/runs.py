@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import TypeAdapter
 
-from aixaudit.audit import default_profile
 from aixaudit.errors import SourceError
+from aixaudit.serving import profile_for
 from aixaudit.sources import check_location
 from aixaudit.spans import SpanKind
 from aixaudit.store import control, history, queries, reports, suggestions, trends
@@ -122,7 +122,7 @@ def start_audit(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(err)) from None
     options = body.options
     if "profile" not in options.model_fields_set:
-        profile = default_profile(configured_server=bool(settings.triton_url))
+        profile = profile_for(settings, None)  # what the server declares, by default
         options = options.model_copy(update={"profile": profile})
     task_id = queue.enqueue(
         plan_audit,
