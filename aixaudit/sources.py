@@ -54,6 +54,8 @@ GENERATED_MARKERS = (  # looked for, case-insensitively, in the first lines
 TEST_DIRS = frozenset({"test", "tests", "__tests__", "testdata", "spec", "benches"})
 EXAMPLE_DIRS = frozenset({"example", "examples", "sample", "samples", "demo", "demos"})
 GENERATED_DIRS = frozenset({"generated", "__generated__"})
+# Java/Kotlin package roots: com/example/ is a package named after the example domain.
+PACKAGE_ROOTS = frozenset({"com", "org", "net", "io"})
 TEST_NAMES = re.compile(
     r"^(test_.*\.py|.*_test\.py|conftest\.py"  # pytest
     r"|.*_test\.go"  # go test
@@ -632,7 +634,9 @@ def file_role(path: str) -> tuple[FileRole, str | None]:
         return FileRole.TEST, f"{match}/"
     if TEST_NAMES.match(name):
         return FileRole.TEST, "test file name"
-    if match := next((d for d in dirs if d in EXAMPLE_DIRS), None):
+    parents = ("", *dirs)
+    examples = (d for d, up in zip(dirs, parents, strict=False) if up not in PACKAGE_ROOTS)
+    if match := next((d for d in examples if d in EXAMPLE_DIRS), None):
         return FileRole.EXAMPLE, f"{match}/"
     return FileRole.SOURCE, None
 

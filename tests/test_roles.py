@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from test_compare import MODULE, RULE, answer, cli_env, noise
 
@@ -17,7 +17,7 @@ from aixaudit import audit, cli, compare, sources
 from aixaudit.cli.shared import file_roles
 from aixaudit.sources import FileRole, SkipReason, file_role, scan
 from aixaudit.store import reports
-from aixaudit.store.db import session_factory
+from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import File
 
 ROLES = {
@@ -52,6 +52,7 @@ ROLES = {
     "src/test/java/a/GreeterTest.java": FileRole.TEST,
     "src/main/java/a/GreeterIT.java": FileRole.TEST,
     "samples/Hello.java": FileRole.EXAMPLE,
+    "src/main/java/com/example/shop/Cart.java": FileRole.SOURCE,  # a package, seen in gson
     # Rust
     "src/lib.rs": FileRole.SOURCE,
     "tests/integration.rs": FileRole.TEST,
@@ -228,3 +229,50 @@ def test_report_json_and_table_show_roles(
 
 
 __all__ = ["cli_env"]  # a fixture, imported to be used here
+
+
+def test_migration_gives_earlier_files_their_role(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, revision="0008")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO repositories (id, origin, name, created_at) VALUES (1, 'o', 'n', :t)"
+            ),
+            {"t": "2026-01-01 00:00:00"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO runs (id, repository_id, status, profile, config, acceptance_rule,"
+                " created_at, points_total, distributed) VALUES (1, 1, 'done', 'l2r', '{}', '{}',"
+                " :t, 0, 0)"
+            ),
+            {"t": "2026-01-01 00:00:00"},
+        )
+        old = {
+            "pkg/core.py": None,
+            "tests/test_core.py": None,
+            "examples/demo.go": None,
+            "api/api.pb.go": None,
+            "pkg/gen.py": "generated",  # skipped for its header marker
+        }
+        for n, (path, skip) in enumerate(old.items()):
+            connection.execute(
+                text(
+                    "INSERT INTO files (id, run_id, path, size, skip_reason)"
+                    " VALUES (:id, 1, :path, 1, :skip)"
+                ),
+                {"id": n + 1, "path": path, "skip": skip},
+            )
+    upgrade(url)
+    with engine.connect() as connection:
+        roles = dict(connection.execute(text("SELECT path, role FROM files")).all())
+    engine.dispose()
+    assert roles == {
+        "pkg/core.py": "source",
+        "tests/test_core.py": "test",
+        "examples/demo.go": "example",
+        "api/api.pb.go": "generated",
+        "pkg/gen.py": "generated",
+    }
