@@ -13,12 +13,14 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from test_compare import MODULE, RULE, answer, cli_env, noise
 
-from aixaudit import audit, cli, compare, sources
+from aixaudit import audit, cli, compare, history, sources
 from aixaudit.cli.shared import file_roles
+from aixaudit.scoring import AcceptanceRule
 from aixaudit.sources import FileRole, SkipReason, file_role, scan
 from aixaudit.store import reports
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import File
+from api.schemas import AuditRequest
 
 ROLES = {
     # Python
@@ -158,6 +160,15 @@ def test_roles_are_an_audit_option_sorted_and_known() -> None:
         with pytest.raises(ValidationError):
             audit.AuditOptions(roles=bad)  # type: ignore[arg-type]
     assert file_roles("source, example") == (FileRole.SOURCE, FileRole.EXAMPLE)
+    # Part of what a run is reused and compared by, and of what the API enqueues.
+    rule = AcceptanceRule()
+    assert history.fingerprint(options=options, rule=rule, model="m") != history.fingerprint(
+        options=audit.AuditOptions(), rule=rule, model="m"
+    )
+    body = AuditRequest.model_validate({"location": "/r", "options": {"roles": ["test"]}})
+    assert body.options.roles == (FileRole.TEST,)
+    with pytest.raises(ValidationError):
+        AuditRequest.model_validate({"location": "/r", "options": {"roles": ["docs"]}})
 
 
 def test_audit_rejects_an_unknown_role(repo: Path) -> None:
