@@ -152,18 +152,19 @@ def test_scan_selects_roles_and_says_why_the_rest_is_skipped(repo: Path) -> None
 
 
 def test_roles_are_an_audit_option_sorted_and_known() -> None:
-    options = audit.AuditOptions(roles=("test", "source", "test"))  # type: ignore[arg-type]
+    options = audit.AuditOptions.model_validate({"roles": ["test", "source", "test"]})
     assert options.roles == (FileRole.SOURCE, FileRole.TEST)
-    assert audit.AuditOptions().roles == (FileRole.SOURCE,)
+    default = audit.AuditOptions.model_validate({})
+    assert default.roles == (FileRole.SOURCE,)
     assert options.model_dump(mode="json")["roles"] == ["source", "test"]
     for bad in ((), ("tests",)):
         with pytest.raises(ValidationError):
-            audit.AuditOptions(roles=bad)  # type: ignore[arg-type]
+            audit.AuditOptions.model_validate({"roles": bad})
     assert file_roles("source, example") == (FileRole.SOURCE, FileRole.EXAMPLE)
     # Part of what a run is reused and compared by, and of what the API enqueues.
     rule = AcceptanceRule()
     assert history.fingerprint(options=options, rule=rule, model="m") != history.fingerprint(
-        options=audit.AuditOptions(), rule=rule, model="m"
+        options=default, rule=rule, model="m"
     )
     body = AuditRequest.model_validate({"location": "/r", "options": {"roles": ["test"]}})
     assert body.options.roles == (FileRole.TEST,)
@@ -184,7 +185,7 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 def plan(sessions: sessionmaker[Session], repo: Path, roles: tuple[FileRole, ...]) -> int:
     checkout = sources.Checkout(root=repo, origin=str(repo), commit="c0ffee", ref="main")
-    options = audit.AuditOptions(per_file=3, max_points=60, roles=roles)
+    options = audit.AuditOptions.model_validate({"per_file": 3, "max_points": 60, "roles": roles})
     return audit.plan_run(sessions, checkout=checkout, options=options, rule=RULE)
 
 
@@ -278,7 +279,7 @@ def test_migration_gives_earlier_files_their_role(tmp_path: Path) -> None:
             )
     upgrade(url)
     with engine.connect() as connection:
-        roles = dict(connection.execute(text("SELECT path, role FROM files")).all())
+        roles: dict[str, str] = dict(connection.execute(text("SELECT path, role FROM files")).all())
     engine.dispose()
     assert roles == {
         "pkg/core.py": "source",
