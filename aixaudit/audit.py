@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session, sessionmaker
@@ -538,6 +538,14 @@ def finish_run(
         return RunStatus(queries.get_run(session, run_id=run_id).status)
 
 
+class Finish(Protocol):
+    """How a run is finished: `finish_run`, or the lifecycle's (which compares it after)."""
+
+    def __call__(
+        self, session_factory: sessionmaker[Session], *, run_id: int, error: str | None = None
+    ) -> RunStatus: ...
+
+
 def execute_run(
     session_factory: sessionmaker[Session],
     *,
@@ -546,11 +554,12 @@ def execute_run(
     counter: TokenCounter,
     progress: Progress | None = None,
     scoring_processes: int | None = None,
+    finish: Finish = finish_run,
 ) -> RunStatus:
-    """Answer every pending point of a run in this process and finish it. A server that cannot
-    serve us fails the run with the reason, which is raised again for the caller to show.
-    Answers are scored in `scoring_processes` worker processes (None: one per core). A run
-    cancelled or finished meanwhile is left as it is, its status returned."""
+    """Answer every pending point of a run in this process and `finish` it. A server that
+    cannot serve us fails the run with the reason, which is raised again for the caller to
+    show. Answers are scored in `scoring_processes` worker processes (None: one per core). A
+    run cancelled or finished meanwhile is left as it is, its status returned."""
     if not start_run(session_factory, run_id=run_id):
         with session_factory() as session:
             return RunStatus(queries.get_run(session, run_id=run_id).status)
@@ -570,6 +579,6 @@ def execute_run(
     try:
         asyncio.run(answer())
     except AixauditError as error:
-        finish_run(session_factory, run_id=run_id, error=str(error))
+        finish(session_factory, run_id=run_id, error=str(error))
         raise
-    return finish_run(session_factory, run_id=run_id)
+    return finish(session_factory, run_id=run_id)

@@ -95,7 +95,8 @@ def main() -> None:
     points = []
     for file in files:
         source = file.text.encode()
-        picked = sample_spans(find_spans(PYTHON, source), policy=policy, content_hash=file.sha256)
+        spans = find_spans(PYTHON, source)
+        picked = sample_spans(spans, source=source, policy=policy, content_hash=file.sha256)
         points += [(file, source[: span.start_byte].decode()) for span in picked]
         if len(points) >= args.points:
             break

@@ -40,6 +40,8 @@ from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import File, Point, Repository
 from workers.celery import CONTROL_QUEUE
 
+pytestmark = pytest.mark.services  # a real uvicorn server, Redis, Chromium
+
 AIXAUDIT = Path(sys.executable).with_name("aixaudit")
 POLYGLOT = Path(__file__).resolve().parent / "fixtures" / "polyglot"
 OTHER_ORIGIN = "git@example.com:team/other.git"

@@ -26,6 +26,8 @@ from test_api import (
     seed,
 )
 
+pytestmark = pytest.mark.services  # a real uvicorn server, Redis, Chromium
+
 OUTPUT = Path(__file__).resolve().parent / "output"
 
 

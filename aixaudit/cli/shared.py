@@ -19,7 +19,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, sources
+from aixaudit import audit, lifecycle, sources
 from aixaudit.config import Settings
 from aixaudit.context import ContextStrategy
 from aixaudit.errors import AixauditError, ConfigError
@@ -107,7 +107,7 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def finishing(sessions: sessionmaker[Session], run_id: int) -> Iterator[None]:
+def finishing(sessions: sessionmaker[Session], run_id: int, *, threshold: float) -> Iterator[None]:
     """A run that is still open when the block fails or is interrupted is finished with the
     reason (`partial` or `failed`, error "interrupted by SIGTERM"), never left `running`."""
     try:
@@ -116,7 +116,8 @@ def finishing(sessions: sessionmaker[Session], run_id: int) -> Iterator[None]:
         with sessions() as session:
             open_ = not RunStatus(queries.get_run(session, run_id=run_id).status).is_final
         if open_:
-            audit.finish_run(sessions, run_id=run_id, error=str(error) or type(error).__name__)
+            reason = str(error) or type(error).__name__
+            lifecycle.finish(sessions, run_id=run_id, threshold=threshold, error=reason)
         raise
 
 

@@ -25,7 +25,7 @@ def run_index(session_factory: sessionmaker[Session], *, run_id: int) -> RepoInd
     global _last
     with session_factory() as session:
         files = stored.audited_files(session, run_id=run_id)
-        database = session.get_bind().url.render_as_string(hide_password=True)
+        database = session.get_bind().engine.url.render_as_string(hide_password=True)
         identity = hashlib.sha256(repr((database, files)).encode()).hexdigest()
         if _last is not None and _last[0] == identity:
             return _last[1]

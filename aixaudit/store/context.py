@@ -50,9 +50,12 @@ _POINT_COLUMNS = (
 )  # fmt: skip
 
 
-def copy_run(session: Session, *, run_id: int, config: dict[str, Any]) -> int:
+def copy_run(
+    session: Session, *, run_id: int, config: dict[str, Any], plan_key: str | None = None
+) -> int:
     """A new pending run of the same checkout with `config`: the source run's files and points
-    copied (texts are shared by hash); returns its id."""
+    copied (texts are shared by hash); returns its id. A `plan_key` already taken fails the
+    flush (IntegrityError)."""
     source = queries.get_run(session, run_id=run_id)
     run = queries.create_run(
         session,
@@ -62,6 +65,7 @@ def copy_run(session: Session, *, run_id: int, config: dict[str, Any]) -> int:
         profile=source.profile,
         config=config,
         acceptance_rule=source.acceptance_rule,
+        plan_key=plan_key,
     )
     files = session.scalars(select(File).where(File.run_id == run_id)).all()
     file_ids = queries.add_files(
