@@ -17,7 +17,7 @@ from operator import attrgetter
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import sources
@@ -79,6 +79,13 @@ class AuditOptions(BaseModel):
     # Repository context before each prompt (aixaudit.context), within its own token budget.
     context: ContextStrategy = ContextStrategy.NONE
     context_budget: int = Field(512, ge=0, le=1_000_000)
+    # The file roles audited (sources.DEFAULT_ROLES: the code a team ships); sorted, each once.
+    roles: tuple[sources.FileRole, ...] = Field(sources.DEFAULT_ROLES, min_length=1)
+
+    @field_validator("roles")
+    @classmethod
+    def _each_role_once(cls, roles: tuple[sources.FileRole, ...]) -> tuple[sources.FileRole, ...]:
+        return tuple(sorted(set(roles)))
 
     def with_budgets(self) -> AuditOptions:
         """These options with the profile's budgets where none were given: what a run stores."""
@@ -150,7 +157,7 @@ def plan_run(
     on the largest file and on max_points, not on the number of files."""
     get_profile(options.profile)  # an unknown profile fails before anything is stored
     options = options.with_budgets()
-    files = sources.scan(checkout.root, max_bytes=options.max_file_bytes)
+    files = sources.scan(checkout.root, max_bytes=options.max_file_bytes, roles=options.roles)
     with session_factory.begin() as session:
         repository = queries.get_or_create_repository(
             session, origin=checkout.origin, name=_repository_name(checkout.origin)
@@ -240,6 +247,7 @@ def _plan_file(root: Path, file: sources.SourceFile, options: AuditOptions) -> _
         "sha256": file.sha256,
         "skip_reason": file.skip_reason.value if file.skip_reason else None,
         "detail": file.detail,
+        "role": file.role.value,
     }
     if file.skip_reason is not None or file.language is None or file.sha256 is None:
         return _PlannedFile(row, None, [])

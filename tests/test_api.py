@@ -624,7 +624,7 @@ def test_tables_export_as_csv(server: Server) -> None:
     report = server.ok(f"/api/runs/{runs['second']}")
     rows = csv_rows(server.get(f"/api/runs/{runs['second']}", format="csv"))
     tables = [("all", [report["totals"]]), ("language", report["by_language"]),
-              ("kind", report["by_kind"])]  # fmt: skip
+              ("kind", report["by_kind"]), ("role", report["by_role"])]  # fmt: skip
     assert [(r["grouping"], r["key"]) for r in rows] == [
         (grouping, row["key"]) for grouping, table in tables for row in table
     ]

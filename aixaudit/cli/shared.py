@@ -19,7 +19,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, lifecycle
+from aixaudit import audit, lifecycle, sources
 from aixaudit.config import Settings
 from aixaudit.context import ContextStrategy
 from aixaudit.errors import AixauditError, ConfigError
@@ -173,6 +173,15 @@ _AUDIT_OPTIONS = (
         "--context-budget", default=512, show_default=True, help="Context tokens at most."
     ),
     click.option(
+        "--roles",
+        default=",".join(sources.DEFAULT_ROLES),
+        show_default=True,
+        callback=lambda _ctx, _param, value: file_roles(value),
+        help="File roles to audit, comma-separated: source, test (tests/, test_*.py, *_test.go, "
+        "*.test.ts, *Test.java, ...), example (examples/, samples/, demo/) and generated "
+        "(a generated-code header or path). Reports break results down by role.",
+    ),
+    click.option(
         "--accept-metric",
         default="es_rapidfuzz",
         show_default=True,
@@ -214,6 +223,15 @@ def context_strategies(value: str) -> tuple[ContextStrategy, ...]:
     return strategies
 
 
+def file_roles(value: str) -> tuple[sources.FileRole, ...]:
+    """`--roles`' value: roles comma-separated, at least one."""
+    try:
+        return tuple(sources.FileRole(part.strip()) for part in value.split(","))
+    except ValueError:
+        known = ", ".join(sources.FileRole)
+        raise click.BadParameter(f"{value!r}: choose from {known}, comma-separated.") from None
+
+
 def audit_request(
     settings: Settings, choices: dict[str, Any], *, ablation: bool = False
 ) -> tuple[audit.AuditOptions, AcceptanceRule]:
@@ -232,6 +250,7 @@ def audit_request(
         prompt_budget=choices["prompt_budget"],
         context=choices["context"][0],
         context_budget=choices["context_budget"],
+        roles=choices["roles"],
     )
     metric, threshold = choices["accept_metric"], choices["accept_threshold"]
     low, high = threshold_range(metric)
@@ -267,6 +286,7 @@ def show_report(sessions: sessionmaker[Session], run_id: int, as_json: bool) -> 
         ("", [report.totals]),
         ("by language", report.by_language),
         ("by span kind", report.by_kind),
+        ("by file role", report.by_role),
     )
     # points, answered (a suggestion came back: the n of the rate), failed requests, accepted
     counts = report_table("pts", "ok", "err", "acc", "rate", *(HEADLINE[name] for name in LENGTHS))
