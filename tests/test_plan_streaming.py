@@ -39,10 +39,12 @@ def test_plan_writes_files_in_bounded_batches_while_the_scan_goes_on(
     scanned = 0  # files the scan has looked at so far
     classify = sources._classify
 
-    def counted(root: Path, rel: str, max_bytes: int) -> sources.SourceFile:
+    def counted(
+        root: Path, rel: str, max_bytes: int, roles: frozenset[sources.FileRole]
+    ) -> sources.SourceFile:
         nonlocal scanned
         scanned += 1
-        return classify(root, rel, max_bytes)
+        return classify(root, rel, max_bytes, roles)
 
     batches: list[tuple[int, int]] = []  # (files in the batch, files scanned when it was written)
     add_files = queries.add_files
