@@ -26,16 +26,19 @@ demo: setup
 
 # The dashboard's browser tests drive Debian's headless Chromium (no browser download).
 browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" = 0 ] || { echo "the browser tests \
+	need Debian's chromium: run 'make browser' as root once (apt-get install chromium)" >&2; exit 1; }
 	command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# Everything: the fast lane first (its time printed), then the tests that start tritonserver.
-test: test-fast
-	$(BIN)/pytest -q -m triton
+# Everything, each test once: the fast lane first (its time printed), then the tests that need
+# PostgreSQL, Redis, an HTTP server or Chromium, and those that start tritonserver.
+test: test-fast browser
+	$(BIN)/pytest -q -m "services or triton"
 
-# Everything that needs no tritonserver, timed (the Celery, API and browser tests still run).
-test-fast: setup browser
-	@start=$$(date +%s) && $(BIN)/pytest -q -m "not triton" && \
+# What needs no running service: pure-Python and SQLite tests, over the cores, timed.
+test-fast: setup
+	@start=$$(date +%s) && $(BIN)/pytest -q -n auto -m "not services and not triton" && \
 		echo "test-fast: $$(($$(date +%s) - start)) s"
 
 # The wheel, installed in a fresh venv outside the checkout, audits, serves and runs a worker.
@@ -47,9 +50,13 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy aixaudit api workers
 
+# Completions/s of one GPU for the sizing: measure your model's on its server.
+GPU_RATE ?= 20
 bench: setup
 	$(BIN)/python benchmarks/extract.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/workers.py
 	$(BIN)/python benchmarks/faults.py
 	$(BIN)/python benchmarks/context.py
+	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/capacity.py --gpu-rate $(GPU_RATE)

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import sources
@@ -35,7 +35,7 @@ from .scoring import (
     score,
     suggested_lines_chars,
 )
-from .spans import SamplingPolicy, Span, find_spans, point_rank, sample_spans
+from .spans import SamplingPolicy, Span, pick_spans, point_rank
 from .store import control, queries
 from .store.rows import FileRow, ResultRow
 from .store.tables import RunStatus
@@ -80,6 +80,13 @@ class AuditOptions(BaseModel):
     # Repository context before each prompt (aixaudit.context), within its own token budget.
     context: ContextStrategy = ContextStrategy.NONE
     context_budget: int = Field(512, ge=0, le=1_000_000)
+    # The file roles audited (sources.DEFAULT_ROLES: the code a team ships); sorted, each once.
+    roles: tuple[sources.FileRole, ...] = Field(sources.DEFAULT_ROLES, min_length=1)
+
+    @field_validator("roles")
+    @classmethod
+    def _each_role_once(cls, roles: tuple[sources.FileRole, ...]) -> tuple[sources.FileRole, ...]:
+        return tuple(sorted(set(roles)))
 
     def with_budgets(self) -> AuditOptions:
         """These options with the profile's budgets where none were given: what a run stores."""
@@ -105,13 +112,8 @@ class AuditOptions(BaseModel):
             min_chars=self.min_chars,
             max_chars=self.max_chars,
             max_lines=self.max_lines,
+            need_suffix=get_profile(self.profile).fim,  # fill-in-the-middle sends both sides
         )
-
-
-def default_profile(*, configured_server: bool) -> str:
-    """The prompt format when none is asked for: aiXcoder's on a configured (production)
-    server, left-to-right on the embedded CPU model, which has no fill-in-the-middle training."""
-    return "aixcoder" if configured_server else "l2r"
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def plan_run(
     on the largest file and on max_points, not on the number of files."""
     get_profile(options.profile)  # an unknown profile fails before anything is stored
     options = options.with_budgets()
-    files = sources.scan(checkout.root, max_bytes=options.max_file_bytes)
+    files = sources.scan(checkout.root, max_bytes=options.max_file_bytes, roles=options.roles)
     with session_factory.begin() as session:
         repository = queries.get_or_create_repository(
             session, origin=checkout.origin, name=_repository_name(checkout.origin)
@@ -247,19 +249,25 @@ def _plan_file(root: Path, file: sources.SourceFile, options: AuditOptions) -> _
         "sha256": file.sha256,
         "skip_reason": file.skip_reason.value if file.skip_reason else None,
         "detail": file.detail,
+        "role": file.role.value,
     }
     if file.skip_reason is not None or file.language is None or file.sha256 is None:
         return _PlannedFile(row, None, [])
     try:
         text = sources.read_text(root, file)
         source = text.encode()
-        spans = find_spans(get_language(file.language), source, limits=options.limits())
+        picked = pick_spans(
+            get_language(file.language),
+            source,
+            policy=options.sampling(),
+            content_hash=file.sha256,
+            limits=options.limits(),
+        )
     except LimitExceeded as limit:
         return _PlannedFile(_skipped(row, limit.reason, limit.detail), None, [])
     except SourceError as error:
         # Gone or changed since the scan: what would be audited is not what was scanned.
         return _PlannedFile(_skipped(row, sources.SkipReason.UNREADABLE, str(error)), None, [])
-    picked = sample_spans(spans, source=source, policy=options.sampling(), content_hash=file.sha256)
     points = [
         PlannedPoint(
             file.path,
@@ -535,6 +543,14 @@ def finish_run(
         return RunStatus(queries.get_run(session, run_id=run_id).status)
 
 
+class Finish(Protocol):
+    """How a run is finished: `finish_run`, or the lifecycle's (which compares it after)."""
+
+    def __call__(
+        self, session_factory: sessionmaker[Session], *, run_id: int, error: str | None = None
+    ) -> RunStatus: ...
+
+
 def execute_run(
     session_factory: sessionmaker[Session],
     *,
@@ -543,11 +559,12 @@ def execute_run(
     counter: TokenCounter,
     progress: Progress | None = None,
     scoring_processes: int | None = None,
+    finish: Finish = finish_run,
 ) -> RunStatus:
-    """Answer every pending point of a run in this process and finish it. A server that cannot
-    serve us fails the run with the reason, which is raised again for the caller to show.
-    Answers are scored in `scoring_processes` worker processes (None: one per core). A run
-    cancelled or finished meanwhile is left as it is, its status returned."""
+    """Answer every pending point of a run in this process and `finish` it. A server that
+    cannot serve us fails the run with the reason, which is raised again for the caller to
+    show. Answers are scored in `scoring_processes` worker processes (None: one per core). A
+    run cancelled or finished meanwhile is left as it is, its status returned."""
     if not start_run(session_factory, run_id=run_id):
         with session_factory() as session:
             return RunStatus(queries.get_run(session, run_id=run_id).status)
@@ -567,6 +584,6 @@ def execute_run(
     try:
         asyncio.run(answer())
     except AixauditError as error:
-        finish_run(session_factory, run_id=run_id, error=str(error))
+        finish(session_factory, run_id=run_id, error=str(error))
         raise
-    return finish_run(session_factory, run_id=run_id)
+    return finish(session_factory, run_id=run_id)

@@ -22,7 +22,7 @@ from aixaudit.store import queries
 from aixaudit.store.scored import ScoredPoints, point_texts, scored_points
 
 # ScoredPoints columns the comparison is broken down by, after the whole ("all").
-GROUPINGS = ["language", "kind"]
+GROUPINGS = ["language", "kind", "role"]
 MIN_PAIRS = 30  # fewer pairs make intervals too wide to decide anything
 ACCEPTANCE = "acceptance_rate"
 
@@ -99,7 +99,8 @@ def differences(paired: Paired, *, seed: int = SEED) -> list[MetricComparison]:
 
 @dataclass(frozen=True)
 class GroupComparison:
-    """The comparison over one group of pairs: all of them, or one language or span kind."""
+    """The comparison over one group of pairs: all of them, or one language, span kind or file
+    role."""
 
     grouping: str  # "all" or one of GROUPINGS
     key: str

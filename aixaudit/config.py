@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     celery_key_prefix: str = ""
     regression_threshold: float = Field(0.05, ge=0)  # a headline metric's drop that flags a run
     schedule_check_s: float = Field(60.0, gt=0)  # how often beat looks for due nightly audits
-    # What the served model is, e.g. its engine build; results are reused only under the same
-    # identity. Default: the model name at the Triton URL.
+    # What the served model is, e.g. its engine build; results are reused and runs compared
+    # only under the same identity. Default: the model name at the Triton URL, or the embedded
+    # CPU model's name when `aixaudit audit` starts its own server.
     model_identity: str | None = None
 
     # The HTTP API's bearer tokens, e.g. "write:TOKEN1,read:TOKEN2"; a write token reads too.
@@ -110,10 +111,10 @@ class Settings(BaseSettings):
         return 2 * self.task_time_limit_s
 
     @property
-    def model(self) -> str | None:
+    def model(self) -> str:
         if self.model_identity:
             return self.model_identity
-        return f"{self.triton_model}@{self.triton_url}" if self.triton_url else None
+        return f"{self.triton_model}@{self.triton_url or f'embedded:{self.cpu_model}'}"
 
     @property
     def sqlite_url(self) -> str:

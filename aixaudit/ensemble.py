@@ -50,3 +50,18 @@ ENSEMBLE_OUTPUTS: tuple[TensorSpec, ...] = (TensorSpec("text_output", "TYPE_STRI
 
 # What aixaudit's client sends on every request: the server must declare these inputs.
 CLIENT_INPUTS = ("text_input", "max_tokens", "stop_words")
+
+# What a served ensemble says about itself: string parameters of its config, read by the client
+# (get_model_config), so that the server's URL alone gives the prompt format and the tokenizer.
+DECLARED_PROFILE = "prompt_profile"  # aixaudit.prompts profile name: "aixcoder", "l2r"
+DECLARED_MODEL_ID = "model_id"  # e.g. "aiXcoder/aixcoder-7b-base"
+DECLARED_WEIGHTS_SHA256 = "weights_sha256"  # of the weights the engine was built from
+DECLARED_TOKENIZER_DIR = "tokenizer_dir"  # where the tokenizer.json is, as the server sees it
+DECLARED_TOKENIZER_SHA256 = "tokenizer_sha256"  # of that tokenizer.json: a client's copy must match
+DECLARED_KEYS = (
+    DECLARED_PROFILE,
+    DECLARED_MODEL_ID,
+    DECLARED_WEIGHTS_SHA256,
+    DECLARED_TOKENIZER_DIR,
+    DECLARED_TOKENIZER_SHA256,
+)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -61,32 +62,69 @@ def plan_tracked_run(
     distributed: bool = False,
     plan_key: str | None = None,
 ) -> int:
-    """`audit.plan_run`, plus what later runs need: the model and fingerprint (None without a
-    known model: such a run is never reused), the schedule and who answers it; with `reuse`,
-    the results of unchanged files are taken over at once. Returns the run id.
+    """`audit.plan_run`, then `track_run`. Returns the run id.
 
     Idempotent per `plan_key`: a second call (a task delivered again, after it succeeded or
     crashed half-way) plans nothing and completes what the first left undone."""
+    run_id = planned_once(
+        session_factory,
+        plan_key,
+        lambda: plan_run(
+            session_factory, checkout=checkout, options=options, rule=rule, plan_key=plan_key
+        ),
+    )
+    track_run(
+        session_factory,
+        run_id=run_id,
+        model=model,
+        reuse=reuse,
+        schedule_id=schedule_id,
+        distributed=distributed,
+    )
+    return run_id
+
+
+def planned_once(
+    session_factory: sessionmaker[Session], plan_key: str | None, plan: Callable[[], int]
+) -> int:
+    """The run planned under `plan_key`, planned by `plan` (which stores it under that key)
+    unless an earlier or a twin call already did."""
     run_id = _planned(session_factory, plan_key)
-    if run_id is None:
-        try:
-            run_id = plan_run(
-                session_factory, checkout=checkout, options=options, rule=rule, plan_key=plan_key
-            )
-        except IntegrityError:
-            # A twin delivery planned it at the same time; its run is the one.
-            run_id = _planned(session_factory, plan_key)
-            if run_id is None:
-                raise
+    if run_id is not None:
+        return run_id
+    try:
+        return plan()
+    except IntegrityError:
+        # A twin delivery planned it at the same time; its run is the one.
+        run_id = _planned(session_factory, plan_key)
+        if run_id is None:
+            raise
+        return run_id
+
+
+def track_run(
+    session_factory: sessionmaker[Session],
+    *,
+    run_id: int,
+    model: str | None,
+    reuse: bool = False,
+    schedule_id: int | None = None,
+    distributed: bool = False,
+) -> None:
+    """What later runs need of a planned run: the model and the fingerprint of its stored
+    options and rule (None without a known model: such a run is never reused nor compared),
+    the schedule and who answers it; with `reuse`, the results of unchanged files are taken
+    over at once. Safe to repeat."""
     with session_factory.begin() as session:
         run = queries.get_run(session, run_id=run_id)
+        options = AuditOptions.model_validate(run.config)
+        rule = AcceptanceRule.from_dict(run.acceptance_rule)
         run.model = model
         run.fingerprint = fingerprint(options=options, rule=rule, model=model) if model else None
         run.schedule_id = schedule_id
         run.distributed = distributed
     if reuse:
         reuse_unchanged(session_factory, run_id=run_id)
-    return run_id
 
 
 def _planned(session_factory: sessionmaker[Session], plan_key: str | None) -> int | None:

@@ -31,7 +31,13 @@ import tritonclient.http.aio as httpclient
 from numpy.typing import NDArray
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-from .ensemble import CLIENT_INPUTS
+from .ensemble import (
+    CLIENT_INPUTS,
+    DECLARED_KEYS,
+    DECLARED_MODEL_ID,
+    DECLARED_PROFILE,
+    DECLARED_WEIGHTS_SHA256,
+)
 from .errors import ConfigError, ModelOutputError, ServerError
 
 # Status codes worth another try: the server is busy, restarting or slow, not wrong.
@@ -217,21 +223,38 @@ class TritonCompleter:
 
     async def identity(self) -> dict[str, Any]:
         """What answers: the model's name and versions from its metadata, the server's URL, and
-        its config's `weights_sha256` or `engine_sha256` parameter where the repository sets one."""
+        what its config declares (`weights_sha256` or `engine_sha256`, `model_id`, the prompt
+        profile) where the repository sets it."""
         metadata = await self._metadata()
-        config = await self._json(self._client.get_model_config, self.model)
-        config = config.get("config", config)
-        parameters = {
-            name: value.get("string_value", "")
-            for name, value in config.get("parameters", {}).items()
-        }
+        parameters = await self._parameters()
         return {
             "model": metadata.get("name", self.model),
             "versions": list(metadata.get("versions", [])),
             "platform": metadata.get("platform", ""),
-            "weights_sha256": parameters.get("weights_sha256") or self.weights_sha256,
+            "weights_sha256": parameters.get(DECLARED_WEIGHTS_SHA256) or self.weights_sha256,
             "engine_sha256": parameters.get("engine_sha256") or None,
+            "model_id": parameters.get(DECLARED_MODEL_ID) or None,
+            "profile": parameters.get(DECLARED_PROFILE) or None,
             "server_url": str(self.endpoint),
+        }
+
+    async def declared(self) -> dict[str, str]:
+        """What the model declares about itself (aixaudit.ensemble.DECLARED_KEYS, the non-empty
+        ones), or ServerError when the server cannot be asked."""
+        try:
+            parameters = await self._parameters()
+        except _REQUEST_ERRORS as error:
+            where = f"Triton at {self.endpoint} (model {self.model!r})"
+            raise ServerError(f"{where} cannot be asked: {_first_line(error)}.") from error
+        return {key: parameters[key] for key in DECLARED_KEYS if parameters.get(key)}
+
+    async def _parameters(self) -> dict[str, str]:
+        """The string parameters of the model's config."""
+        config = await self._json(self._client.get_model_config, self.model)
+        config = config.get("config", config)  # gRPC wraps it
+        return {
+            name: value.get("string_value", "")
+            for name, value in config.get("parameters", {}).items()
         }
 
     async def _json(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:

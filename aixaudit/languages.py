@@ -198,8 +198,12 @@ def captures(query: tree_sitter.Query, node: tree_sitter.Node) -> dict[str, list
 
 
 def matches(
-    query: tree_sitter.Query, node: tree_sitter.Node
+    query: tree_sitter.Query, node: tree_sitter.Node, *, max_start_depth: int | None = None
 ) -> list[dict[str, list[tree_sitter.Node]]]:
     """Capture name -> nodes, one dict per match of a query over a subtree (captures that
-    belong together, such as an import and the names it takes, stay together)."""
-    return [found for _, found in tree_sitter.QueryCursor(query).matches(node)]
+    belong together, such as an import and the names it takes, stay together). With
+    `max_start_depth`, patterns start no deeper below `node`: deeper nodes are never visited."""
+    cursor = tree_sitter.QueryCursor(query)
+    if max_start_depth is not None:
+        cursor.set_max_start_depth(max_start_depth)
+    return [found for _, found in cursor.matches(node)]

@@ -24,12 +24,22 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from aixaudit.config import Settings
+from aixaudit.ensemble import (
+    DECLARED_MODEL_ID,
+    DECLARED_PROFILE,
+    DECLARED_TOKENIZER_DIR,
+    DECLARED_TOKENIZER_SHA256,
+    DECLARED_WEIGHTS_SHA256,
+)
 from aixaudit.errors import ConfigError, ServerStartError
+from aixaudit.model_repo import declared_copy
 from aixaudit.processes import end_process_group
 from aixaudit.resources import model_repo_dir
-from aixaudit.weights import ensure_cpu_model
+from aixaudit.tokens import tokenizer_sha256
+from aixaudit.weights import ensure_cpu_model, source_sha256
 
 MODEL_DIR_ENV = "AIXAUDIT_CPU_MODEL_DIR"
+CPU_MODEL_PROFILE = "l2r"  # the CPU model has no fill-in-the-middle training
 LOOPBACK = "127.0.0.1"
 SHM_DIR = Path("/dev/shm")
 SHM_PREFIX = "triton_python_backend_shm_region_"
@@ -99,8 +109,15 @@ class LocalTriton:
         return self._ports[index]
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self, repo_dir: Path, *, env: Mapping[str, str] | None = None) -> LocalTriton:
-        """Start serving `repo_dir` and return once every model is ready (or raise)."""
+    def start(
+        self,
+        repo_dir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        declared: Mapping[str, str] | None = None,
+    ) -> LocalTriton:
+        """Start serving `repo_dir` and return once every model is ready (or raise). With
+        `declared`, a copy of it whose ensemble declares those parameters is served."""
         if self._process is not None:
             raise ConfigError("This LocalTriton is already running; stop it first.")
         repo_dir = Path(repo_dir).resolve()
@@ -108,6 +125,8 @@ class LocalTriton:
             raise ConfigError(f"The model repository {repo_dir} does not exist.")
         binary, backends_source, stub, libs = _bundled_server()
         self._workspace = Path(tempfile.mkdtemp(prefix="aixaudit-triton-"))
+        if declared:
+            repo_dir = declared_copy(repo_dir, self._workspace / "repository", declared)
         backends = _backend_dir(self._workspace, backends_source, stub)
         self._ports = _free_ports()
         self._shm_prefix = f"{SHM_PREFIX}aixaudit_{os.getpid()}_{self._ports[0]}_"
@@ -216,10 +235,26 @@ def cpu_repository() -> Path:
 
 
 def serve_cpu_model(settings: Settings, *, startup_timeout_s: float = 300.0) -> LocalTriton:
-    """Convert the CPU model if needed and serve model_repo/cpu; the caller must stop() it."""
+    """Convert the CPU model if needed and serve model_repo/cpu, declaring its profile, model
+    and tokenizer (so a client given only the URL asks and counts as it should); the caller
+    must stop() it."""
     model_dir = ensure_cpu_model(settings)
     server = LocalTriton(log_dir=settings.data_dir / "logs", startup_timeout_s=startup_timeout_s)
-    return server.start(cpu_repository(), env={MODEL_DIR_ENV: str(model_dir)})
+    return server.start(
+        cpu_repository(), env={MODEL_DIR_ENV: str(model_dir)}, declared=cpu_declared(settings)
+    )
+
+
+def cpu_declared(settings: Settings) -> dict[str, str]:
+    """What the served CPU model declares: its profile, name and tokenizer."""
+    model_dir = ensure_cpu_model(settings)
+    return {
+        DECLARED_PROFILE: CPU_MODEL_PROFILE,
+        DECLARED_MODEL_ID: settings.cpu_model,
+        DECLARED_WEIGHTS_SHA256: source_sha256(model_dir) or "",
+        DECLARED_TOKENIZER_DIR: str(model_dir),
+        DECLARED_TOKENIZER_SHA256: tokenizer_sha256(model_dir) or "",
+    }
 
 
 def _bundled_server() -> tuple[Path, Path, Path, Path]:

@@ -28,9 +28,11 @@ from typing import Any
 from google.protobuf import text_format
 from tritonclient.grpc.model_config_pb2 import DataType, ModelConfig, ModelInput, ModelOutput
 
-from aixaudit.ensemble import CLIENT_INPUTS, ENSEMBLE_NAME, TensorSpec
+from aixaudit.ensemble import CLIENT_INPUTS, DECLARED_KEYS, ENSEMBLE_NAME, TensorSpec
 from aixaudit.errors import ConfigError
+from aixaudit.prompts import get_profile
 from aixaudit.resources import model_repo_dir
+from aixaudit.tokens import tokenizer_sha256
 
 MODEL_REPO_DIR = model_repo_dir()
 TRTLLM_TEMPLATES = MODEL_REPO_DIR / "trtllm"
@@ -42,6 +44,7 @@ REQUIREMENTS_FILE = "requirements.txt"  # in a Python model's version dir: modul
 TRTLLM_MODELS = (ENSEMBLE_NAME, "preprocessing", "tensorrt_llm", "postprocessing")
 PYTHON_MODELS = ("preprocessing", "postprocessing")  # their model.py comes from the CPU repository
 SCHEDULER_POLICIES = ("guaranteed_no_evict", "max_utilization")
+AIXCODER_MODEL_ID = "aiXcoder/aixcoder-7b-base"
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
@@ -115,6 +118,8 @@ def render_trtllm(
     preprocessing_instances: int = 2,
     postprocessing_instances: int = 2,
     backend_version: str = NEWEST_BACKEND,
+    profile: str = "aixcoder",
+    model_id: str = AIXCODER_MODEL_ID,
     templates_dir: Path = TRTLLM_TEMPLATES,
     python_models_dir: Path = CPU_REPO,
     force: bool = False,
@@ -123,9 +128,10 @@ def render_trtllm(
 
     Paths are written as given: they must be absolute paths as the server (often a container)
     sees them, so the render does not require them here (`check_server_paths` tells what is
-    missing). The repository is built in a temporary sibling directory and held against the
-    version's manifest (`check_repository`), then moved into place, so a failed render never
-    leaves a half-written repository behind.
+    missing). The ensemble declares `profile`, `model_id` and the tokenizer (its sha256 when
+    the tokenizer.json is readable here) to clients. The repository is built in a temporary
+    sibling directory and held against the version's manifest (`check_repository`), then moved
+    into place, so a failed render never leaves a half-written repository behind.
     """
     version = get_backend(backend_version)
     values = _template_values(
@@ -139,7 +145,12 @@ def render_trtllm(
         batch_scheduler_policy=batch_scheduler_policy,
         preprocessing_instances=preprocessing_instances,
         postprocessing_instances=postprocessing_instances,
-    ) | {"seed_input": version.seed_input}
+    ) | {
+        "seed_input": version.seed_input,
+        "prompt_profile": get_profile(profile).name,
+        "model_id": _quotable("model id", model_id),
+        "tokenizer_sha256": tokenizer_sha256(Path(tokenizer_dir)) or "",
+    }
 
     def write(staging: Path) -> None:
         for model in TRTLLM_MODELS:
@@ -160,6 +171,7 @@ def render_fixed_cost(
     delay_ms: float,
     max_batch_size: int = 8,
     instances: int = 1,
+    declared: Mapping[str, str] | None = None,
     force: bool = False,
 ) -> Path:
     """Write the CPU repository with a fixed-cost `tensorrt_llm` to `out_dir` and return it.
@@ -187,8 +199,32 @@ def render_fixed_cost(
         model = "tensorrt_llm"
         code = FIXED_COST_TEMPLATES / model / "1"
         _render_model(model, staging, values, FIXED_COST_TEMPLATES, code)
+        declare(staging, declared or {})
 
     return _build_repository(Path(out_dir), write, check=check_ensemble_wiring, force=force)
+
+
+def declared_copy(repo_dir: Path, out_dir: Path, declared: Mapping[str, str]) -> Path:
+    """A copy of a repository whose ensemble declares `declared` (see `declare`)."""
+    shutil.copytree(repo_dir, out_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    declare(out_dir, declared)
+    return out_dir
+
+
+def declare(repo_dir: Path, declared: Mapping[str, str]) -> None:
+    """Set what the repository's ensemble declares to clients (aixaudit.ensemble.DECLARED_KEYS)
+    as string parameters of its config; an empty value removes the parameter."""
+    unknown = sorted(set(declared) - set(DECLARED_KEYS))
+    if unknown:
+        raise ConfigError(f"An ensemble declares only {', '.join(DECLARED_KEYS)}, not {unknown}.")
+    path = Path(repo_dir) / ENSEMBLE_NAME / "config.pbtxt"
+    config = read_config(path)
+    for key, value in declared.items():
+        if value:
+            config.parameters[key].string_value = value
+        elif key in config.parameters:
+            del config.parameters[key]
+    path.write_text(text_format.MessageToString(config), encoding="utf-8")
 
 
 def _build_repository(
@@ -547,10 +583,13 @@ def _server_path(label: str, path: str | Path) -> str:
         raise ConfigError(
             f"The {label} directory must be an absolute path on the server: {text!r}."
         )
+    return _quotable(f"{label} directory", text)
+
+
+def _quotable(label: str, text: str) -> str:
+    """Text that can sit inside a quoted pbtxt string as is."""
     if any(char in text for char in '"\\\n'):
-        raise ConfigError(
-            f"The {label} directory contains a quote, backslash or newline: {text!r}."
-        )
+        raise ConfigError(f"The {label} contains a quote, backslash or newline: {text!r}.")
     return text
 
 

@@ -15,13 +15,27 @@ run of sibling statements) and is judged as a unit. One query per language
 - statements: runs of 2-4 adjacent statements, children of one block, built here; anything
   else between two statements (a comment, a preprocessor line) breaks the run. The run's
   node_type joins its statements' types with "+" (no single node has it).
+
+What is no point (the same rules in every language):
+- a condition that is only a literal, parenthesised or not (`while True`, `if (0)`, `for true`):
+  nothing to predict; `for (;;)` and Rust's `loop` have no condition node at all.
+- a docstring: an expression statement that is only a string literal (Python docstrings, JS
+  "use strict"), and a body holding only comments and docstrings. They are prose, which the
+  code metrics (identifier match, parse check) cannot judge, and SAFIM's and aiXcoder's span
+  types are all code; excluded rather than a kind of their own, so that a kind's share of
+  points says the same across languages and runs. A docstring breaks a statement run as a
+  comment does.
+- a span with nothing but whitespace on a side of the file the prompt needs
+  (SamplingPolicy.need_prefix / need_suffix): a module docstring at byte 0 leaves an l2r
+  model an empty prompt.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache, partial
@@ -41,6 +55,25 @@ _RUN_LENGTHS = (2, 3, 4)
 _WORD = re.compile(r"\w")
 _MAX_UTF8_BYTES = 4  # per character
 _ORDER = attrgetter("start_byte", "end_byte", "kind")
+# Node types of the eight grammars (their names do not clash across grammars).
+_STRINGS = frozenset(
+    [
+        "string",
+        "concatenated_string",
+        "string_literal",
+        "raw_string_literal",
+        "interpreted_string_literal",
+    ]
+)
+_LITERALS = _STRINGS | {
+    *("true", "false", "boolean_literal", "none", "null", "null_literal", "nil", "undefined"),
+    *("integer", "float", "number", "number_literal", "int_literal", "integer_literal"),
+    *("float_literal", "imaginary_literal", "char_literal", "character_literal", "rune_literal"),
+    *("decimal_integer_literal", "hex_integer_literal", "octal_integer_literal"),
+    *("binary_integer_literal", "decimal_floating_point_literal", "hex_floating_point_literal"),
+}
+_NO_CONDITION = _LITERALS | {"empty_statement"}  # JavaScript's `for (;;)` has a `;` there
+_COMMENTS = frozenset(("comment", "line_comment", "block_comment"))
 
 
 class SpanKind(StrEnum):
@@ -55,9 +88,12 @@ class SpanKind(StrEnum):
     STATEMENTS = "statements"
 
 
-# Query capture name -> kind; STATEMENTS has no capture (runs are built from @span.block).
-_CAPTURE_KINDS = {f"span.{kind.value}": kind for kind in SpanKind if kind != SpanKind.STATEMENTS}
-_BLOCK_CAPTURE = "span.block"
+# Kind -> query capture name; STATEMENTS has none (runs are built from @span.block).
+_CAPTURE_NAMES = {
+    kind: f"span.{kind.value}" for kind in SpanKind if kind is not SpanKind.STATEMENTS
+}
+_BLOCK_CAPTURE, _STATEMENT_CAPTURE = "span.block", _CAPTURE_NAMES[SpanKind.STATEMENT]
+_BODIES = frozenset((SpanKind.FUNCTION_BODY, SpanKind.BLOCK_BODY))
 
 
 class Span(NamedTuple):
@@ -88,6 +124,10 @@ class SamplingPolicy:
     min_chars: int = 4
     max_chars: int = 400
     max_lines: int = 12
+    # A side of the file the prompt sends must hold more than whitespace (l2r: the prefix;
+    # fill-in-the-middle: both).
+    need_prefix: bool = True
+    need_suffix: bool = False
 
     def __post_init__(self) -> None:
         if min(self.per_file, self.min_chars, self.max_lines) < 0:
@@ -108,32 +148,171 @@ def span_query(language: Language) -> tree_sitter.Query:
 def find_spans(
     language: Language, source: bytes, *, limits: ParseLimits | None = None
 ) -> list[Span]:
-    """Every candidate span of a file, ordered by (start_byte, end_byte, kind), each once.
+    """Every candidate span of a file, ordered by (start_byte, end_byte, kind), each once:
+    what `pick_spans` chooses from, listed whole (for tests and tools, not for planning).
 
     Parses once and runs the language's one query; no tree outlives the call. A node holding
     an ERROR or MISSING node is no candidate (its original is not a clean syntax unit), and
-    it breaks statement runs. Memory is linear in the file: spans are offsets (`text_in`
-    decodes one, invalid bytes replaced). With `limits`, a file over them raises
-    languages.LimitExceeded.
+    it breaks statement runs. With `limits`, a file over them raises languages.LimitExceeded.
     """
-    found = captures(span_query(language), parse(language, source, limits=limits).root_node)
+    found = _Found(language, parse(language, source, limits=limits).root_node)
     spans = [
-        _span(kind, node, node, node.type)
-        for name, nodes in found.items()
-        if (kind := _CAPTURE_KINDS.get(name)) is not None
-        for node in nodes
-        if not node.has_error
+        _span(kind, first, last, node_type)
+        for kind in SpanKind
+        for _, _, first, last in found.candidates(kind)
+        if (node_type := _node_type(kind, first, last)) is not None
     ]
-    statements = {(s.start_byte, s.end_byte) for s in spans if s.kind is SpanKind.STATEMENT}
-    for block in found.get(_BLOCK_CAPTURE, ()):
-        if block.named_child_count >= _RUN_LENGTHS[0]:
-            spans.extend(
-                _span(SpanKind.STATEMENTS, first, last, node_type)
-                for first, last, node_type in _statement_runs(block, statements)
-            )
     # One span per (start_byte, end_byte, kind), should two nodes or patterns share one.
     unique = dict(zip(map(_ORDER, spans), spans, strict=True))
     return [unique[key] for key in sorted(unique)]
+
+
+def pick_spans(
+    language: Language,
+    source: bytes,
+    *,
+    policy: SamplingPolicy,
+    content_hash: str,
+    limits: ParseLimits | None = None,
+) -> list[Span]:
+    """Up to `policy.per_file` points of a file, the same ones for the same seed and content.
+
+    Spans outside the size limits, with no letter, digit or underscore, or with only
+    whitespace on a side the policy needs, are never picked. Kinds take turns (in an order
+    drawn from seed and hash) so one file's points cover several kinds; within a kind the
+    lowest `point_rank` goes first, and a byte range already picked under another kind is
+    skipped (it would be the same question twice).
+
+    A file has 10 to 100 times more candidates than picks, so only the kinds the turns reach
+    are ranked, on byte offsets alone; the other checks and the Span wait until a candidate
+    is next in line.
+    """
+    kind_rank = partial(_kind_rank, seed=policy.seed, content_hash=content_hash)
+    order = sorted(SpanKind, key=lambda kind: kind_rank(kind=kind))
+    found = _Found(language, parse(language, source, limits=limits).root_node)
+    head, tail = len(source) - len(source.lstrip()), len(source.rstrip())
+    queues = (_queue(kind, found, source, policy, content_hash, (head, tail)) for kind in order)
+    return sorted(_take_turns(queues, policy.per_file), key=_ORDER)
+
+
+# (start_byte, end_byte, first node, last node): a candidate before the rules and sizes.
+_Candidate = tuple[int, int, tree_sitter.Node, tree_sitter.Node]
+
+
+class _Found:
+    """The span query's captures in one file, and the statement runs made from them."""
+
+    def __init__(self, language: Language, root: tree_sitter.Node) -> None:
+        self._nodes = captures(span_query(language), root)
+
+    def candidates(self, kind: SpanKind) -> list[_Candidate]:
+        """A kind's candidates in capture order (runs: by block, then length), before the
+        rules and sizes. Runs go through statements that are no point: `_node_type` rejects
+        every run holding one, which leaves the runs such a statement breaks into."""
+        if kind is not SpanKind.STATEMENTS:
+            nodes = self._nodes.get(_CAPTURE_NAMES[kind], ())
+            return [(node.start_byte, node.end_byte, node, node) for node in nodes]
+        statements = {node.id for node in self._nodes.get(_STATEMENT_CAPTURE, ())}
+        return [
+            run
+            for block in self._nodes.get(_BLOCK_CAPTURE, ())
+            if block.named_child_count >= _RUN_LENGTHS[0]
+            for run in _statement_runs(block, statements)
+        ]
+
+
+def _node_type(kind: SpanKind, first: tree_sitter.Node, last: tree_sitter.Node) -> str | None:
+    """The node type of a candidate made of clean syntax units the rules allow, else None
+    (a run: each of its statements is checked, and its type joins theirs with "+")."""
+    if kind is not SpanKind.STATEMENTS:
+        return first.type if not first.has_error and _is_point(kind, first) else None
+    nodes = [first]
+    while nodes[-1].id != last.id:
+        nodes.append(nodes[-1].next_named_sibling)  # type: ignore[arg-type]  # last follows
+    if any(node.has_error or not _is_point(SpanKind.STATEMENT, node) for node in nodes):
+        return None
+    return "+".join(node.type for node in nodes)
+
+
+def _queue(
+    kind: SpanKind,
+    found: _Found,
+    source: bytes,
+    policy: SamplingPolicy,
+    content_hash: str,
+    code: tuple[int, int],
+) -> Iterator[Span]:
+    """A kind's eligible spans, lowest rank first; nothing is done before the first is asked.
+
+    Only candidates whose byte offsets can qualify are ranked: a character takes 1 to 4 bytes
+    (a replaced invalid byte: 1), so only min_chars to 4 * max_chars bytes, and nothing but
+    whitespace before `code[0]` (the file's first non-whitespace byte) or from `code[1]`
+    (the end of its last) on. The rest of a candidate is checked when it is next in line."""
+    prefix = _rank_prefix(seed=policy.seed, content_hash=content_hash, kind=kind)
+    low, high = policy.min_chars, _MAX_UTF8_BYTES * policy.max_chars
+    after = code[0] if policy.need_prefix else -1
+    before = code[1] if policy.need_suffix else len(source) + 1
+    ranked = [
+        # A later capture of the same range wins, as in find_spans (-i: it comes out first).
+        (hashlib.sha256(b"%b%d\0%d" % (prefix, start, end)).digest(), -i, first, last)
+        for i, (start, end, first, last) in enumerate(found.candidates(kind))
+        if low <= end - start <= high and after < start and end < before
+    ]
+    heapq.heapify(ranked)
+    while ranked:
+        _, _, first, last = heapq.heappop(ranked)
+        if (node_type := _node_type(kind, first, last)) is not None and _eligible(
+            span := _span(kind, first, last, node_type), source, policy
+        ):
+            yield span
+
+
+def _take_turns(queues: Iterable[Iterator[Span]], per_file: int) -> list[Span]:
+    """Up to `per_file` spans, one per queue in turn, skipping a range already taken; a
+    queue is started only when its turn comes."""
+    picked: list[Span] = []
+    taken: set[tuple[int, int]] = set()
+    active = list(queues)
+    while active and len(picked) < per_file:
+        still: list[Iterator[Span]] = []
+        for queue in active:
+            if len(picked) == per_file:
+                break
+            span = next((s for s in queue if (s.start_byte, s.end_byte) not in taken), None)
+            if span is not None:
+                picked.append(span)
+                taken.add((span.start_byte, span.end_byte))
+                still.append(queue)
+        active = still
+    return picked
+
+
+def _is_point(kind: SpanKind, node: tree_sitter.Node) -> bool:
+    """Whether a node captured as `kind` may be a point (the rules: see the module docstring)."""
+    if kind is SpanKind.CONDITION:
+        return _unparenthesised(node).type not in _NO_CONDITION
+    if kind is SpanKind.STATEMENT:
+        return not _is_docstring(node)
+    if kind in _BODIES:
+        return not all(
+            child.type in _COMMENTS or _is_docstring(child) for child in node.named_children
+        )
+    return True
+
+
+def _unparenthesised(node: tree_sitter.Node) -> tree_sitter.Node:
+    while node.type == "parenthesized_expression" and node.named_child_count == 1:
+        node = node.named_children[0]
+    return node
+
+
+def _is_docstring(node: tree_sitter.Node) -> bool:
+    """An expression statement that is only a string literal (evaluated, then dropped)."""
+    return (
+        node.type == "expression_statement"
+        and node.named_child_count == 1
+        and node.named_children[0].type in _STRINGS
+    )
 
 
 def _span(kind: SpanKind, first: tree_sitter.Node, last: tree_sitter.Node, node_type: str) -> Span:
@@ -147,26 +326,28 @@ def _span(kind: SpanKind, first: tree_sitter.Node, last: tree_sitter.Node, node_
     )
 
 
-def _statement_runs(
-    block: tree_sitter.Node, statements: set[tuple[int, int]]
-) -> Iterable[tuple[tree_sitter.Node, tree_sitter.Node, str]]:
-    """(first, last, joined types) of every run of 2-4 adjacent statement children of `block`."""
-    run: list[tree_sitter.Node] = []
+def _statement_runs(block: tree_sitter.Node, statements: set[int]) -> Iterator[_Candidate]:
+    """Every run of 2-4 adjacent children of `block` whose node ids are in `statements`."""
+    run: list[tuple[int, int, tree_sitter.Node]] = []
     for child in [*block.named_children, None]:  # None ends the last run
-        if child is not None and (child.start_byte, child.end_byte) in statements:
-            run.append(child)
+        if child is not None and child.id in statements:
+            run.append((child.start_byte, child.end_byte, child))
             continue
-        types = [node.type for node in run]
         for length in _RUN_LENGTHS:
             for i in range(len(run) - length + 1):
-                yield run[i], run[i + length - 1], "+".join(types[i : i + length])
+                (start, _, first), (_, end, last) = run[i], run[i + length - 1]
+                yield start, end, first, last
         run = []
 
 
 def point_rank(*, seed: int, content_hash: str, span: Span) -> str:
     """A stable, seed-dependent order key for a point (sha256 hex): the run cap keeps the lowest."""
-    key = f"{seed}\0{content_hash}\0{span.kind.value}\0{span.start_byte}\0{span.end_byte}"
-    return hashlib.sha256(key.encode()).hexdigest()
+    prefix = _rank_prefix(seed=seed, content_hash=content_hash, kind=span.kind)
+    return hashlib.sha256(b"%b%d\0%d" % (prefix, span.start_byte, span.end_byte)).hexdigest()
+
+
+def _rank_prefix(*, seed: int, content_hash: str, kind: SpanKind) -> bytes:
+    return f"{seed}\0{content_hash}\0{kind.value}\0".encode()
 
 
 def _kind_rank(*, seed: int, content_hash: str, kind: SpanKind) -> str:
@@ -174,49 +355,8 @@ def _kind_rank(*, seed: int, content_hash: str, kind: SpanKind) -> str:
 
 
 def _eligible(span: Span, source: bytes, policy: SamplingPolicy) -> bool:
-    """Within the limits (in characters) and with a word character. A character takes 1 to
-    4 bytes (a replaced invalid byte: 1), so only a span of min_chars to 4 * max_chars bytes
-    can qualify, and only such a span is decoded: the cost stays linear in the file."""
-    size = span.end_byte - span.start_byte
-    if span.end_line - span.start_line >= policy.max_lines or not (
-        policy.min_chars <= size <= _MAX_UTF8_BYTES * policy.max_chars
-    ):
+    """Within the line and character limits, with a word character (offsets: see `_queue`)."""
+    if span.end_line - span.start_line >= policy.max_lines:
         return False
     text = span.text_in(source)
     return policy.min_chars <= len(text) <= policy.max_chars and _WORD.search(text) is not None
-
-
-def sample_spans(
-    spans: Iterable[Span], *, source: bytes, policy: SamplingPolicy, content_hash: str
-) -> list[Span]:
-    """Pick up to `policy.per_file` spans of `source`, the same ones for the same seed and
-    file content.
-
-    Spans outside the size limits, or with no letter, digit or underscore, are never picked.
-    Kinds take turns (in an order drawn from seed and hash) so one file's points cover several
-    kinds; within a kind the lowest `point_rank` goes first, and a byte range already picked
-    under another kind is skipped (it would be the same question twice).
-    """
-    by_kind: dict[SpanKind, list[Span]] = {}
-    for span in spans:
-        if _eligible(span, source, policy):
-            by_kind.setdefault(span.kind, []).append(span)
-    rank = partial(point_rank, seed=policy.seed, content_hash=content_hash)
-    kind_rank = partial(_kind_rank, seed=policy.seed, content_hash=content_hash)
-    # One queue per kind, best (lowest rank) last so pop() takes it.
-    queues = [
-        sorted(by_kind[kind], key=lambda s: rank(span=s), reverse=True)
-        for kind in sorted(by_kind, key=lambda k: kind_rank(kind=k))
-    ]
-    picked: list[Span] = []
-    taken: set[tuple[int, int]] = set()
-    while queues and len(picked) < policy.per_file:
-        for queue in queues:
-            while queue and (queue[-1].start_byte, queue[-1].end_byte) in taken:
-                queue.pop()
-            if queue and len(picked) < policy.per_file:
-                span = queue.pop()
-                picked.append(span)
-                taken.add((span.start_byte, span.end_byte))
-        queues = [queue for queue in queues if queue]
-    return sorted(picked, key=_ORDER)

@@ -33,13 +33,13 @@ class ModelTokenizer:
     """A Hugging Face `tokenizer.json`, loaded with the `tokenizers` library (no torch)."""
 
     def __init__(self, path: Path) -> None:
-        file = path / "tokenizer.json" if path.is_dir() else path
+        file = tokenizer_file(path)
         if not file.is_file():
             raise ConfigError(f"No tokenizer.json at {path}; set AIXAUDIT_TOKENIZER_DIR.")
         self._tokenizer = Tokenizer.from_file(str(file))
         self.name = f"tokenizer.json:{file.parent.name}"
         self.exact = True
-        self.sha256: str | None = hashlib.sha256(file.read_bytes()).hexdigest()
+        self.sha256: str | None = tokenizer_sha256(path)
 
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
@@ -47,6 +47,17 @@ class ModelTokenizer:
     def starts(self, text: str) -> list[int]:
         encoding = self._tokenizer.encode(text, add_special_tokens=False)
         return [start for start, _ in encoding.offsets]
+
+
+def tokenizer_file(path: Path) -> Path:
+    return path / "tokenizer.json" if path.is_dir() else path
+
+
+def tokenizer_sha256(path: Path) -> str | None:
+    """The sha256 of the tokenizer.json in (or at) `path`, None without one: a server declares
+    it, so that a client knows whether its copy counts tokens as the server does."""
+    file = tokenizer_file(path)
+    return hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else None
 
 
 class ApproximateTokenizer:

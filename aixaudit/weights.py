@@ -33,6 +33,12 @@ def cpu_model_dir(settings: Settings) -> Path:
     return settings.cpu_model_dir or settings.models_dir / settings.cpu_model
 
 
+def source_sha256(folder: Path) -> str | None:
+    """The sha256 of the weights the CPU model was converted from, as the conversion noted it."""
+    note = folder / MARKER_NAME
+    return json.loads(note.read_text()).get("source_sha256") if note.is_file() else None
+
+
 def ensure_cpu_model(settings: Settings) -> Path:
     """Return the converted model folder, converting the packaged GGUF on the first call."""
     target = cpu_model_dir(settings)

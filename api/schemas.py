@@ -108,6 +108,9 @@ class RunReportOut(Schema):
     totals: BreakdownOut
     by_language: list[BreakdownOut]
     by_kind: list[BreakdownOut]
+    by_role: list[BreakdownOut] = Field(
+        description="by file role: source, test, example, generated"
+    )
     metrics: list[MetricOut] = Field(description="definitions of the metrics the run used")
     baseline_run_id: int | None
     deltas: list[DeltaOut]
@@ -120,6 +123,7 @@ class PointOut(Schema):
     path: str
     language: str | None
     kind: str
+    role: str = Field(description="the file's role: source, test, example or generated")
     node_type: str
     start_line: int
     end_line: int
@@ -210,8 +214,8 @@ class MetricComparisonOut(Schema):
 
 
 class GroupComparisonOut(Schema):
-    grouping: str = Field(description="all, language or kind")
-    key: str = Field(description="the language or span kind (all: all)")
+    grouping: str = Field(description="all, language, kind or role")
+    key: str = Field(description="the language, span kind or file role (all: all)")
     pairs: int
     accepted_a_only: int
     accepted_b_only: int

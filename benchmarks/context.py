@@ -22,7 +22,7 @@ from pathlib import Path
 from aixaudit.context import ContextStrategy, IndexedFile, build_index, render_context, retrieve
 from aixaudit.languages import get_language, parse
 from aixaudit.prompts import build_prompt, get_profile
-from aixaudit.spans import SamplingPolicy, find_spans, sample_spans
+from aixaudit.spans import SamplingPolicy, pick_spans
 from aixaudit.tokens import ApproximateTokenizer
 
 PYTHON = get_language("python")
@@ -95,7 +95,7 @@ def main() -> None:
     points = []
     for file in files:
         source = file.text.encode()
-        picked = sample_spans(find_spans(PYTHON, source), policy=policy, content_hash=file.sha256)
+        picked = pick_spans(PYTHON, source, policy=policy, content_hash=file.sha256)
         points += [(file, source[: span.start_byte].decode()) for span in picked]
         if len(points) >= args.points:
             break

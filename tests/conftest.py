@@ -4,6 +4,10 @@ Database: a test that takes `db_url` or `engine` runs on SQLite and on PostgreSQ
 PostgreSQL (127.0.0.1:5432, trust auth) is required unless AIXAUDIT_SKIP_PG=1. Each test session
 gets its own database, and each test its own schema in it, so parallel runs never meet.
 
+Lanes: a test that needs a running service (PostgreSQL, Redis, an HTTP server, Chromium) is
+marked `services`, those on PostgreSQL by their `postgresql` parameter here, the others by their
+module; `make test-fast` runs what is neither `services` nor `triton`.
+
 Triton: `triton_server` is one tritonserver per session serving model_repo/cpu with the converted
 SmolLM2; tests that take it are marked `triton`. The conversion is kept in the checkout's
 git-ignored `.aixaudit/` so only the first run pays for it. `fixed_cost_server` serves the same
@@ -27,7 +31,7 @@ from psycopg import sql
 from sqlalchemy import Engine
 
 from aixaudit.config import Settings
-from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton, cpu_repository
+from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton, cpu_declared, cpu_repository
 from aixaudit.model_repo import render_fixed_cost
 from aixaudit.store.db import make_engine, upgrade
 from aixaudit.weights import ensure_cpu_model
@@ -50,6 +54,14 @@ def pg_database() -> Iterator[str]:
         yield name
     finally:
         _admin("test", sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the PostgreSQL half of every `db_url` / `module_db_url` test as needing services."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgresql" in callspec.params.values():
+            item.add_marker(pytest.mark.services)
 
 
 BACKENDS = [
@@ -114,9 +126,11 @@ def cpu_model_dir() -> Path:
 def triton_server(
     cpu_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalTriton]:
-    """The bundled tritonserver serving model_repo/cpu, stopped at the end of the session."""
+    """The bundled tritonserver serving model_repo/cpu as `aixaudit serve` does (declaring its
+    profile, model and tokenizer), stopped at the end of the session."""
     server = LocalTriton(log_dir=tmp_path_factory.mktemp("triton-logs"))
-    with server.start(cpu_repository(), env={MODEL_DIR_ENV: str(cpu_model_dir)}):
+    declared = cpu_declared(Settings(_env_file=None, data_dir=TEST_DATA_DIR, cpu_model_dir=None))
+    with server.start(cpu_repository(), env={MODEL_DIR_ENV: str(cpu_model_dir)}, declared=declared):
         yield server
 
 

@@ -39,6 +39,8 @@ from aixaudit.store import queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import File, Point, Repository
 
+pytestmark = pytest.mark.services  # a real uvicorn server, Redis, Chromium
+
 AIXAUDIT = Path(sys.executable).with_name("aixaudit")
 POLYGLOT = Path(__file__).resolve().parent / "fixtures" / "polyglot"
 OTHER_ORIGIN = "git@example.com:team/other.git"
@@ -391,7 +393,7 @@ def test_a_run_report_has_totals_breakdowns_definitions_and_deltas(server: Serve
     ]  # fmt: skip
     assert report["acceptance_rule"] == AcceptanceRule().to_dict()
     assert report["config"]["max_points"] == 4
-    scanned = sources.scan(POLYGLOT)
+    scanned = list(sources.scan(POLYGLOT))
     assert report["files"] == len(scanned)
     skipped = Counter(f.skip_reason.value for f in scanned if f.skip_reason is not None)
     assert report["skipped"] == dict(skipped) and report["skipped"]
@@ -621,7 +623,7 @@ def test_tables_export_as_csv(server: Server) -> None:
     report = server.ok(f"/api/runs/{runs['second']}")
     rows = csv_rows(server.get(f"/api/runs/{runs['second']}", format="csv"))
     tables = [("all", [report["totals"]]), ("language", report["by_language"]),
-              ("kind", report["by_kind"])]  # fmt: skip
+              ("kind", report["by_kind"]), ("role", report["by_role"])]  # fmt: skip
     assert [(r["grouping"], r["key"]) for r in rows] == [
         (grouping, row["key"]) for grouping, table in tables for row in table
     ]

@@ -13,7 +13,10 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from test_api import TOKENS, WRITE_TOKEN, api_process, seed
+
+pytestmark = pytest.mark.services  # a real uvicorn server
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CHECKS = [

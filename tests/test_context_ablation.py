@@ -40,6 +40,7 @@ def test_one_plan_many_runs_the_same_points_grouped(
         options=audit.AuditOptions(),
         rule=AcceptanceRule(),
         strategies=STRATEGIES,
+        model="m",
     )
     assert len(run_ids) == 4
     with sessions() as session:

@@ -19,7 +19,7 @@ from aixaudit.local_triton import LocalTriton
 pytestmark = pytest.mark.triton
 
 AIXAUDIT = Path(sys.executable).with_name("aixaudit")
-POINTS = 16
+POINTS = 32  # at least compare's minimum of 30 pairs
 STRATEGIES = ("none", "imports", "similar", "both")
 
 FILES = {
@@ -138,8 +138,8 @@ def test_one_command_asks_the_same_points_with_each_strategy(
     repo: Path, env: dict[str, str]
 ) -> None:
     done = aixaudit(
-        "audit", str(repo), "--profile", "l2r", "--max-points", str(POINTS),
-        "--max-new-tokens", "8", "--context-budget", "192", "--context", ",".join(STRATEGIES),
+        "audit", str(repo), "--profile", "l2r", "--per-file", "5", "--max-points", str(POINTS),
+        "--max-new-tokens", "4", "--context-budget", "192", "--context", ",".join(STRATEGIES),
         "--json", env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -178,7 +178,31 @@ def test_one_command_asks_the_same_points_with_each_strategy(
     importers = {"shop/cart.py", "web/cart.js", "native/ring.c", "go/main.go"}
     assert all(imports[key] > bare[key] for key in bare if key[0] in importers)
 
-    # `compare` pairs the group's runs point by point (this small group is below its minimum).
-    compared = aixaudit("compare", str(runs["none"]), str(runs["both"]), env=env)
-    assert compared.returncode == 1
-    assert f"share {POINTS} answered points" in compared.stderr
+    # `compare` pairs the group's runs point by point: what each strategy adds to `none`.
+    totals = {row["strategy"]: row for row in group["runs"]}
+    for strategy in STRATEGIES[1:]:
+        compared = aixaudit("compare", str(runs["none"]), str(runs[strategy]), "--json", env=env)
+        assert compared.returncode == 0, compared.stderr
+        found = json.loads(compared.stdout)
+        assert (found["pairs"], found["left_out_a"], found["left_out_b"]) == (POINTS, 0, 0)
+        overall, *parts = found["groups"]
+        assert (overall["grouping"], overall["pairs"]) == ("all", POINTS)
+        languages = {part["key"] for part in parts if part["grouping"] == "language"}
+        assert languages == {"python", "javascript", "c", "go"}
+        metrics = {metric["metric"]: metric for metric in overall["metrics"]}
+        a, b = totals["none"], totals[strategy]
+        rate = metrics["acceptance_rate"]
+        assert (rate["a"], rate["b"]) == pytest.approx((a["acceptance_rate"], b["acceptance_rate"]))
+        assert rate["difference"] * POINTS == pytest.approx(
+            overall["accepted_b_only"] - overall["accepted_a_only"]
+        )
+        assert 0.0 <= overall["mcnemar_p"] <= 1.0
+        for name in ("exact_match", "es_rapidfuzz", "identifier_f1"):
+            metric = metrics[name]
+            assert metric["n"] == POINTS
+            assert (metric["a"], metric["b"]) == pytest.approx(
+                (a["metrics"][name], b["metrics"][name])
+            )
+            assert metric["difference"] == pytest.approx(metric["b"] - metric["a"])
+            interval = metric["interval"]
+            assert interval["low"] <= metric["difference"] <= interval["high"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from aixaudit.context import IndexedFile, RepoIndex, build_index
+from aixaudit.context import IndexedFile, RepoIndex, build_index, outline
 from aixaudit.context.retrieval import imported
-from aixaudit.languages import language_for_path
+from aixaudit.languages import get_language, language_for_path, parse
 
 
 def index_of(files: dict[str, str]) -> RepoIndex:
@@ -198,3 +199,112 @@ def test_imported_fragments_hold_signatures_and_docs_not_bodies() -> None:
     assert "unrelated" not in python.text  # not imported by name
     [javascript] = imported(index, "web/app.js")
     assert javascript.text == "/** Adds two numbers. */\nexport function add(a, b)"
+
+
+def test_typescript_adds_its_own_patterns_to_javascripts_query() -> None:
+    """One copy of what JavaScript and TypeScript share: typescript.scm holds only TypeScript's
+    own patterns, and a TypeScript file is read with both."""
+    folder = Path(outline.__file__).parent / "queries"
+
+    def patterns(name: str) -> set[str]:
+        text = (folder / f"{name}.scm").read_text()
+        return {line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", ";")}
+
+    assert patterns("typescript") and not patterns("typescript") & patterns("javascript")
+    index = index_of(
+        {
+            "web/user.ts": """
+                import { Id } from './types';
+                /** A user of the shop. */
+                export interface User { id: Id }
+                export type Name = string;
+                export function greet(user: User): string { return 'hi'; }
+                export const shout = (name: Name) => name.toUpperCase();
+            """,
+            "web/types.ts": "export type Id = string;\n",
+        }
+    )
+    assert resolved(index, "web/user.ts") == ["web/types.ts"]
+    names = [d.name for d in index.definitions("web/user.ts")]
+    assert names == ["User", "Name", "greet", "shout"]
+
+
+def test_python_names_re_exported_by_a_package_resolve_to_their_definition() -> None:
+    """`from shop import Cart`, where shop/__init__.py does `from .cart import Cart`, shows the
+    signature in shop/cart.py: a package's __init__ re-exports, followed through a chain."""
+    index = index_of(
+        {
+            "shop/__init__.py": '''
+                """The shop."""
+                from .cart import Cart
+                from .money import Money as Money
+                from shop.tax import rate
+
+                VERSION = "1"
+
+                def open_shop(name):
+                    """A shop of that name."""
+            ''',
+            "shop/cart.py": '''
+                class Cart:
+                    """What a customer will buy."""
+
+                def helper():
+                    pass
+            ''',
+            "shop/money.py": "from .cents import Money\n",
+            "shop/cents.py": "class Money:\n    '''An amount in cents.'''\n",
+            "shop/tax.py": "def rate(country):\n    return 0.2\n",
+            "app.py": "from shop import Cart, Money, rate, open_shop\n",
+            "loop/__init__.py": "from loop.a import f\n",
+            "loop/a.py": "from loop import f\n",
+            "uses_loop.py": "from loop import f\n",
+        }
+    )
+    # In the order the names are imported; the package keeps what it defines itself.
+    assert resolved(index, "app.py") == [
+        "shop/cart.py",
+        "shop/cents.py",
+        "shop/tax.py",
+        "shop/__init__.py",
+    ]
+    fragments = {fragment.path: fragment.text for fragment in imported(index, "app.py")}
+    assert fragments["shop/cart.py"] == 'class Cart:\n    """What a customer will buy."""'
+    assert fragments["shop/cents.py"] == "class Money:\n    '''An amount in cents.'''"
+    assert fragments["shop/tax.py"] == "def rate(country):"
+    assert fragments["shop/__init__.py"].startswith("def open_shop(name):")
+    # A name imported in a circle is looked for once along it; it has no definition here.
+    assert resolved(index, "uses_loop.py") == ["loop/__init__.py"]
+
+
+def test_python_outlines_read_what_a_module_offers_not_its_functions_branches() -> None:
+    """Imports at the top level, in its branches and in a function's own block are read, as
+    are definitions and methods; an import in a branch inside a function is local to it (the
+    outline query does not look that deep: most of an outline's cost was the rest of the tree)."""
+    text = textwrap.dedent("""
+        import a
+        if TYPE_CHECKING:
+            import b
+        try:
+            import c
+        except ImportError:
+            import d
+
+        def f():
+            import e
+            if e:
+                import hidden
+                for x in e:
+                    import deeper
+
+        @decorated
+        class K:
+            def m(self):
+                def inner():
+                    pass
+    """).lstrip()
+    language = get_language("python")
+    source = text.encode()
+    found = outline.read_outline(language, source, parse(language, source).root_node)
+    assert [item.module for item in found.imports] == ["a", "b", "c", "d", "e"]
+    assert [(d.name, d.owner) for d in found.definitions] == [("f", ""), ("K", ""), ("m", "K")]

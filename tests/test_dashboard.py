@@ -28,6 +28,8 @@ from test_api import (
 
 from aixaudit.cli.shared import percent
 
+pytestmark = pytest.mark.services  # a real uvicorn server, Redis, Chromium
+
 OUTPUT = Path(__file__).resolve().parent / "output"
 
 
@@ -148,14 +150,14 @@ def test_a_cell_drills_down_to_its_suggestions_as_diffs(
     run_id = runs["a"]
     page = browser.open(f"{dashboard.url}/#/runs/{run_id}")
     rendered(page, f"#/runs/{run_id}")
-    # Charts by language and span kind, each bar with its interval's whisker.
+    # Charts by language, span kind and file role, each bar with its interval's whisker.
     report = dashboard.ok(f"/api/runs/{run_id}")
     bars = page.evaluate("document.querySelectorAll('svg.bars rect.bar').length")
-    groups = len(report["by_language"]) + len(report["by_kind"])
-    assert bars == 2 * groups
+    breakdowns = report["by_language"] + report["by_kind"] + report["by_role"]
+    assert bars == 2 * len(breakdowns)
     whiskers = sum(
         name in row["intervals"]
-        for row in report["by_language"] + report["by_kind"]
+        for row in breakdowns
         for name in ("acceptance_rate", "es_rapidfuzz")
     )
     assert page.evaluate("document.querySelectorAll('svg.bars g.whisker').length") == whiskers
@@ -179,7 +181,7 @@ def test_a_cell_drills_down_to_its_suggestions_as_diffs(
         result = compared("a", numbers[item["point_id"]])
         article = f"article.suggestion[data-point-id='{item['point_id']}']"
         [tag] = texts(page, f"{article} .tag")
-        assert tag == f"python · {item['kind']}"
+        assert tag == f"python · {item['kind']} · source"
         [badge] = texts(page, f"{article} .badge")
         if result is None:
             assert badge == "failed"
@@ -212,6 +214,23 @@ def test_a_cell_drills_down_to_its_suggestions_as_diffs(
     count = page.evaluate("document.getElementById('suggestions-count').textContent")
     assert count.startswith(f"{accepted} points; 1–20 shown")
     assert set(texts(page, "article.suggestion .badge")) == {"accepted"}
+
+    # The table by file role: the fixture's audited files are all source code (its generated
+    # api_pb2.py is skipped by default), and the role's cell opens all of the run's points.
+    page.evaluate(f"location.hash = '#/runs/{run_id}'")
+    rendered(page, f"#/runs/{run_id}")
+    [source] = report["by_role"]
+    cells = texts(page, '[data-breakdown="by file role"] tr[data-key=source] td')
+    assert cells[:5] == ["source", *map(str, (source["points"], source["suggestions"],
+                                              source["errors"], source["accepted"]))]  # fmt: skip
+    assert source["points"] == report["totals"]["points"]
+    assert texts(page, "svg.bars[data-chart='by file role'] text.label") == ["source"]
+    page.evaluate(
+        "document.querySelector('[data-breakdown=\"by file role\"] tr[data-key=source] a').click()"
+    )
+    rendered(page, f"#/runs/{run_id}/suggestions?role=source")
+    count = page.evaluate("document.getElementById('suggestions-count').textContent")
+    assert count.startswith(f"{source['points']} points; 1–20 shown")
 
 
 def test_the_trend_marks_regressions_with_intervals(dashboard: Server, browser: Browser) -> None:

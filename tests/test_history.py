@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, incremental, sources
+from aixaudit import audit, incremental, lifecycle, sources
+from aixaudit.config import Settings
+from aixaudit.context import ContextStrategy
 from aixaudit.scoring import METRICS, AcceptanceRule
 from aixaudit.store import lineage as stored
 from aixaudit.store import queries
 from aixaudit.store.db import session_factory
-from aixaudit.store.tables import File, Point, Run, Score, Suggestion
+from aixaudit.store.tables import File, Point, Run, RunStatus, Score, Suggestion
 
 OPTIONS = audit.AuditOptions(profile="l2r", per_file=2, max_points=10)
 RULE = AcceptanceRule()
@@ -308,3 +311,69 @@ def test_the_fingerprint_sees_budgets_as_resolved() -> None:
     assert same == incremental.fingerprint(options=explicit, rule=rule, model="m")
     smaller = implicit.model_copy(update={"max_new_tokens": 8})
     assert incremental.fingerprint(options=smaller, rule=rule, model="m") != same
+
+
+def plan_group(sessions: sessionmaker[Session], repo: Path, **extra: Any) -> list[int]:
+    checkout = sources.checkout(str(repo), ref=None, cache_dir=repo.parent / "cache")
+    return lifecycle.plan(
+        sessions, checkout=checkout, options=OPTIONS, rule=RULE, model=MODEL, strategies=GROUP,
+        **extra,
+    )  # fmt: skip
+
+
+GROUP = (ContextStrategy.NONE, ContextStrategy.IMPORTS, ContextStrategy.BOTH)
+
+
+def test_each_run_of_an_ablation_is_tracked_and_compared_with_its_own_strategy(
+    sessions: sessionmaker[Session], repo: Path
+) -> None:
+    first = plan_group(sessions, repo)
+    for run_id, level in zip(first, (0.9, 0.6, 0.3), strict=True):
+        answer(sessions, run_id, level)
+        assert lifecycle.finish(sessions, run_id=run_id, threshold=0.05) is RunStatus.DONE
+    with sessions() as session:
+        runs = [session.get(Run, run_id) for run_id in first]
+        expected = [
+            incremental.fingerprint(
+                options=OPTIONS.model_copy(update={"context": strategy}), rule=RULE, model=MODEL
+            )
+            for strategy in GROUP
+        ]
+        assert [run.fingerprint for run in runs] == expected and len(set(expected)) == 3
+        # Not compared with each other: the strategies differ, so do the fingerprints.
+        assert [run.baseline_run_id for run in runs] == [None] * 3
+
+    again = plan_group(sessions, repo, reuse=True)  # nothing changed: every result taken over
+    for before, after in zip(first, again, strict=True):
+        assert keys_reused(sessions, after) == dict.fromkeys(keys_reused(sessions, before), True)
+        assert lifecycle.finish(sessions, run_id=after, threshold=0.05) is RunStatus.DONE
+    with sessions() as session:
+        for before, after in zip(first, again, strict=True):
+            run = session.get(Run, after)
+            assert (run.baseline_run_id, run.regression, run.group_id) == (before, False, again[0])
+            deltas = stored.run_deltas(session, run_id=after)
+            assert {d.metric for d in deltas} == set(incremental.HEADLINE)
+            assert all(d.delta == 0.0 for d in deltas)
+
+
+def test_a_group_planned_twice_under_one_key_is_planned_once(
+    sessions: sessionmaker[Session], repo: Path
+) -> None:
+    """A planning task delivered again plans no second group, nor a member twice."""
+    ids = plan_group(sessions, repo, plan_key="task-1", distributed=True)
+    assert plan_group(sessions, repo, plan_key="task-1", distributed=True) == ids
+    with sessions() as session:
+        runs = session.scalars(select(Run).order_by(Run.id)).all()
+    assert [run.id for run in runs] == ids
+    assert [run.plan_key for run in runs] == ["task-1", "task-1:imports", "task-1:both"]
+    assert all(run.distributed and run.fingerprint for run in runs)
+
+
+def test_a_run_answered_by_the_embedded_server_has_a_model_identity() -> None:
+    """`aixaudit audit` without a server starts its own: its runs are fingerprinted (so reused
+    and compared) like any other, under the CPU model's name."""
+    embedded = Settings(_env_file=None, cpu_model="smollm2-135m")
+    assert embedded.model == "ensemble@embedded:smollm2-135m"
+    served = Settings(_env_file=None, triton_url="grpc://triton:8001")
+    assert served.model == "ensemble@grpc://triton:8001"
+    assert Settings(_env_file=None, model_identity="engine-7").model == "engine-7"

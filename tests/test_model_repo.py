@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import shutil
 import sys
@@ -27,10 +28,12 @@ from aixaudit.model_repo import (
     check_ensemble_wiring,
     check_repository,
     check_server_paths,
+    declare,
     fill_template,
     get_backend,
     python_requirements,
     read_config,
+    render_fixed_cost,
     render_trtllm,
     tensor_specs,
 )
@@ -114,6 +117,45 @@ def test_default_render_fills_every_parameter(repo: Path) -> None:
         assert [
             group.count for group in read_config(repo / model / "config.pbtxt").instance_group
         ] == [2]
+
+
+def test_the_ensemble_declares_profile_model_and_tokenizer(
+    tmp_path: Path, python_models: Path, repo: Path
+) -> None:
+    assert _params("ensemble", repo) == {
+        "prompt_profile": "aixcoder",
+        "model_id": "aiXcoder/aixcoder-7b-base",
+        "tokenizer_dir": TOKENIZER,
+        "tokenizer_sha256": "",  # the tokenizer is not on this machine: no hash to declare
+    }
+    tokenizer = tmp_path / "tokenizer"
+    tokenizer.mkdir()
+    (tokenizer / "tokenizer.json").write_text("{}")
+    other = render_trtllm(
+        tmp_path / "other",
+        tokenizer_dir=tokenizer,
+        engine_dir=ENGINE,
+        python_models_dir=python_models,
+        profile="l2r",
+        model_id="org/model-1b",
+    )
+    assert _params("ensemble", other) == {
+        "prompt_profile": "l2r",
+        "model_id": "org/model-1b",
+        "tokenizer_dir": str(tokenizer),
+        "tokenizer_sha256": hashlib.sha256(b"{}").hexdigest(),
+    }
+    with pytest.raises(ConfigError, match="profile"):
+        render_trtllm(tmp_path / "bad", tokenizer_dir=TOKENIZER, engine_dir=ENGINE, profile="fim")
+
+
+def test_declare_sets_only_the_declared_keys(tmp_path: Path) -> None:
+    repo = render_fixed_cost(tmp_path / "repo", delay_ms=1, declared={"prompt_profile": "l2r"})
+    assert _params("ensemble", repo) == {"prompt_profile": "l2r"}
+    declare(repo, {"prompt_profile": "", "model_id": "m"})
+    assert _params("ensemble", repo) == {"model_id": "m"}
+    with pytest.raises(ConfigError, match="declares only"):
+        declare(repo, {"gpt_model_path": "/x"})
 
 
 def test_options_reach_the_configs(tmp_path: Path, python_models: Path) -> None:

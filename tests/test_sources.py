@@ -96,8 +96,8 @@ def test_scan_records_each_skip_reason(repo: Path) -> None:
         "blob.py": (SkipReason.BINARY, "NUL byte at offset 6"),
         "latin.py": (SkipReason.NOT_UTF8, "invalid byte at offset 11"),  # "name = 'caf" is 11 bytes
         "big.py": (SkipReason.TOO_LARGE, "over 1500 bytes"),
-        "app.min.js": (SkipReason.MINIFIED, "a line of 1040 chars"),
-        "wide.js": (SkipReason.MINIFIED, "mean line length 401 chars"),  # 1203 chars / 3 lines
+        "app.min.js": (SkipReason.MINIFIED, "1 of 1 lines over 300 chars"),  # 1040 chars
+        "wide.js": (SkipReason.MINIFIED, "3 of 3 lines over 300 chars"),  # 401 chars each
         "node_modules/x.js": (SkipReason.VENDORED, "node_modules"),
         "vendor/lib/y.go": (SkipReason.VENDORED, "vendor"),
         "gen.go": (SkipReason.GENERATED, "Code generated"),

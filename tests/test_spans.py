@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from aixaudit.audit import AuditOptions
 from aixaudit.errors import ConfigError
 from aixaudit.languages import (
     TIMED_PARSE_MIN_BYTES,
@@ -17,7 +22,7 @@ from aixaudit.languages import (
     get_language,
     parse,
 )
-from aixaudit.spans import SamplingPolicy, Span, SpanKind, find_spans, point_rank, sample_spans
+from aixaudit.spans import SamplingPolicy, Span, SpanKind, find_spans, pick_spans, point_rank
 
 K = SpanKind
 
@@ -142,8 +147,7 @@ CASES = [
             K.CONDITION: ["not names", "text"],
             K.CALL: ["sep.join(names)", 'log("→", text)'],
             K.ARGUMENTS: ["(names)", '("→", text)'],
-            K.STATEMENT: [
-                '"""Say hello to everyone."""',
+            K.STATEMENT: [  # the docstring is no statement, and no run starts with it
                 'if not names:\n        return "héllo, wörld"',
                 'return "héllo, wörld"',
                 "text = sep.join(names)",
@@ -151,7 +155,6 @@ CASES = [
                 'return f"héllo {text}" if text else None',
             ],
             K.STATEMENTS: [
-                '"""Say hello to everyone."""\n    if not names:\n        return "héllo, wörld"',
                 'text = sep.join(names)\n    log("→", text)',
                 'text = sep.join(names)\n    log("→", text)\n'
                 '    return f"héllo {text}" if text else None',
@@ -451,42 +454,38 @@ PY = PYTHON.encode()
 PY_SPANS = find_spans(get_language("python"), PY)
 
 
-def test_sampling_is_deterministic() -> None:
-    first = sample_spans(PY_SPANS, source=PY, policy=POLICY, content_hash="abc")
-    again = sample_spans(list(reversed(PY_SPANS)), source=PY, policy=POLICY, content_hash="abc")
-    assert first == again
+def _pick(
+    policy: SamplingPolicy, content_hash: str = "abc", source: bytes = PY, language: str = "python"
+) -> list[Span]:
+    return pick_spans(get_language(language), source, policy=policy, content_hash=content_hash)
+
+
+def test_sampling_is_deterministic_and_picks_candidates() -> None:
+    first = _pick(POLICY)
+    assert first == _pick(POLICY)
     assert len(first) == 3
+    assert set(first) <= set(PY_SPANS)
 
 
 def test_seed_and_content_hash_change_the_sample() -> None:
     # sha256 makes these fixed: seeds 0 and 1 pick disjoint spans from this file.
-    zero = sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(seed=0), content_hash="abc")
-    one = sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(seed=1), content_hash="abc")
+    zero = _pick(SamplingPolicy(seed=0))
+    one = _pick(SamplingPolicy(seed=1))
     assert not set(zero) & set(one)
     assert [span.text_in(PY) for span in zero] == [
         "not names",
         'log("→", text)',
         'log("→", text)\n    return f"héllo {text}" if text else None',
     ]
-    picks = {
-        tuple(
-            sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(seed=seed), content_hash="abc")
-        )
-        for seed in range(10)
-    }
+    picks = {tuple(_pick(SamplingPolicy(seed=seed))) for seed in range(10)}
     assert len(picks) > 1
-    by_hash = {
-        tuple(sample_spans(PY_SPANS, source=PY, policy=POLICY, content_hash=str(h)))
-        for h in range(10)
-    }
+    by_hash = {tuple(_pick(POLICY, content_hash=str(h))) for h in range(10)}
     assert len(by_hash) > 1
 
 
 def test_sample_spreads_over_kinds_and_never_repeats_a_range() -> None:
     for seed in range(20):
-        picked = sample_spans(
-            PY_SPANS, source=PY, policy=SamplingPolicy(seed=seed, per_file=5), content_hash="abc"
-        )
+        picked = _pick(SamplingPolicy(seed=seed, per_file=5))
         assert len(picked) == 5
         assert len({span.kind for span in picked}) == 5
         assert len({(span.start_byte, span.end_byte) for span in picked}) == 5
@@ -494,24 +493,15 @@ def test_sample_spreads_over_kinds_and_never_repeats_a_range() -> None:
 
 
 def test_sample_respects_cap_and_size_limits() -> None:
-    assert (
-        sample_spans(PY_SPANS, source=PY, policy=SamplingPolicy(per_file=0), content_hash="x") == []
-    )
-    everything = sample_spans(
-        PY_SPANS,
-        source=PY,
-        policy=SamplingPolicy(per_file=1000, max_chars=10_000),
-        content_hash="x",
-    )
+    assert _pick(SamplingPolicy(per_file=0)) == []
+    everything = _pick(SamplingPolicy(per_file=1000, max_chars=10_000), "x")
     assert len(everything) == len({(s.start_byte, s.end_byte) for s in PY_SPANS})
     small = SamplingPolicy(per_file=1000, min_chars=5, max_chars=16, max_lines=1)
-    picked = sample_spans(PY_SPANS, source=PY, policy=small, content_hash="x")
+    picked = _pick(small, "x")
     assert sorted(span.text_in(PY) for span in picked) == sorted(
         ["(names)", '("→", text)', "not names", "sep.join(names)", 'log("→", text)']
     )
-    two_lines = sample_spans(
-        PY_SPANS, source=PY, policy=SamplingPolicy(per_file=1000, max_lines=2), content_hash="x"
-    )
+    two_lines = _pick(SamplingPolicy(per_file=1000, max_lines=2), "x")
     assert max(span.end_line - span.start_line + 1 for span in two_lines) == 2
 
 
@@ -520,7 +510,7 @@ def test_sample_skips_whitespace_and_punctuation() -> None:
     spans = find_spans(get_language("java"), source)
     assert "()" in {span.text_in(source) for span in spans}
     policy = SamplingPolicy(per_file=1000, min_chars=0)
-    picked = sample_spans(spans, source=source, policy=policy, content_hash="x")
+    picked = _pick(policy, "x", source, "java")
     assert "()" not in {span.text_in(source) for span in picked}
     assert len(picked) == len(
         {(s.start_byte, s.end_byte) for s in spans if s.text_in(source) != "()"}
@@ -540,26 +530,24 @@ def test_point_rank_is_a_stable_sha256_hex() -> None:
 @pytest.mark.parametrize(
     "policy", [dict(per_file=-1), dict(min_chars=500, max_chars=400), dict(max_lines=-2)]
 )
-def test_bad_policy_is_a_config_error(policy: dict[str, int]) -> None:
+def test_bad_policy_is_a_config_error(policy: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         SamplingPolicy(**policy)
 
 
 def test_sizes_are_counted_in_characters_not_bytes() -> None:
-    source = 'f("ééé")\ng("😀😀")\n'.encode()  # calls of 8 and 7 characters, 11 and 13 bytes
-    spans = [s for s in find_spans(get_language("python"), source) if s.kind is K.CALL]
+    # Calls of 8 and 7 characters (11 and 13 bytes), the first one's arguments of 7 (9; the
+    # second's have no word character), after an import that gives them a prefix.
+    source = 'import f, g\nf("ééé")\ng("😀😀")\n'.encode()
 
-    def picked(max_chars: int, min_chars: int = 0) -> list[str]:
+    def picked(max_chars: int, min_chars: int = 0) -> set[str]:
         policy = SamplingPolicy(per_file=10, min_chars=min_chars, max_chars=max_chars)
-        return [
-            s.text_in(source)
-            for s in sample_spans(spans, source=source, policy=policy, content_hash="x")
-        ]
+        return {s.text_in(source) for s in _pick(policy, "x", source)}
 
-    assert picked(8) == ['f("ééé")', 'g("😀😀")']
-    assert picked(7) == ['g("😀😀")']
-    assert picked(6) == []
-    assert picked(100, min_chars=8) == ['f("ééé")']
+    assert picked(8) == {'f("ééé")', 'g("😀😀")', '("ééé")'}
+    assert picked(7) == {'g("😀😀")', '("ééé")'}
+    assert picked(6) == set()
+    assert picked(100, min_chars=8) == {'f("ééé")'}
 
 
 # Every level holds all the deeper ones: a copy of each span's text would grow with the square.
@@ -571,11 +559,10 @@ NESTED: dict[str, Callable[[int], str]] = {
 
 
 def _peak_bytes(language: str, source: bytes) -> int:
-    """Peak Python memory of finding and sampling a file's spans."""
+    """Peak Python memory of picking a file's points."""
     tracemalloc.start()
     try:
-        spans = find_spans(get_language(language), source)
-        sample_spans(spans, source=source, policy=SamplingPolicy(), content_hash="x")
+        _pick(SamplingPolicy(), "x", source, language)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -643,3 +630,181 @@ def test_timed_parses_give_the_same_tree_and_keep_no_memory() -> None:
     finally:
         tracemalloc.stop()
     assert retained < len(big)  # the binding would keep every source it was handed: 4x
+
+
+# -- what is no point (issue 9) -------------------------------------------------------------------
+
+_JS_LITERALS = (
+    "while (true) { step(); }\nfor (;;) { step(); }\nif ((0)) { step(); }\n"
+    "do { step(); } while (null);\nx = undefined ? a : b;\nif (ready) { step(); }\n"
+)
+_C_LITERALS = (
+    "void f(void) {\n    while (1) { step(); }\n    for (;;) { step(); }\n"
+    "    if ((0)) { step(); }\n    do { step(); } while (NULL);\n    x = true ? a : b;\n"
+    "    if (ready) { step(); }\n}\n"
+)
+# Every condition but `ready` is a literal, parenthesised or not, or absent.
+LITERAL_CONDITIONS = {
+    "python": "while True:\n    step()\nwhile (1):\n    step()\nif None:\n    step()\n"
+    "x = a if False else b\nif ready:\n    step()\n",
+    "javascript": _JS_LITERALS,
+    "typescript": _JS_LITERALS,
+    "tsx": _JS_LITERALS,
+    "java": "class A {\n  void f() {\n    while (true) { step(); }\n    for (;;) { step(); }\n"
+    "    if ((0)) { step(); }\n    do { step(); } while (false);\n    x = null ? a : b;\n"
+    "    if (ready) { step(); }\n  }\n}\n",
+    "go": "package p\n\nfunc f() {\n\tfor true {\n\t\tstep()\n\t}\n"
+    "\tif (false) {\n\t\tstep()\n\t}\n"
+    "\tfor i := 0; true; i++ {\n\t\tstep()\n\t}\n\tif nil {\n\t\tstep()\n\t}\n"
+    "\tif ready {\n\t\tstep()\n\t}\n}\n",
+    "rust": "fn f() {\n    while true { step(); }\n    loop { step(); }\n"
+    "    if (false) { step(); }\n    while 1 { step(); }\n    if ready { step(); }\n}\n",
+    "c": _C_LITERALS,
+    "cpp": _C_LITERALS.replace("NULL", "nullptr"),
+}
+
+
+@pytest.mark.parametrize("language", LITERAL_CONDITIONS)
+def test_literal_only_conditions_are_no_points(language: str) -> None:
+    source = LITERAL_CONDITIONS[language].encode()
+    spans = find_spans(get_language(language), source)
+    assert [s.text_in(source) for s in spans if s.kind is K.CONDITION] == ["ready"]
+
+
+_JS_PROSE = (
+    '"use strict";\nfunction f() {\n  "use strict";\n  a();\n  b();\n}\n'
+    "function g() {\n  // nothing yet\n}\n"
+)
+_C_PROSE = (
+    'void f(void) {\n    "unused";\n    a();\n    b();\n}\n\n'
+    "void g(void) {\n    /* nothing yet */\n}\n"
+)
+
+
+@dataclass(frozen=True)
+class Prose:
+    """A file with docstrings and a comment-only body; what remains of its bodies and runs."""
+
+    source: str
+    bodies: list[str]
+    runs: list[str]
+
+
+PROSE = {
+    "python": Prose(
+        '"""Module doc."""\nimport os\n\n\ndef f():\n    """Doc."""\n    a()\n    b()\n\n\n'
+        'def g():\n    """Doc."""\n    # nothing yet\n',
+        ['"""Doc."""\n    a()\n    b()'],
+        ["a()\n    b()"],
+    ),
+    "javascript": Prose(_JS_PROSE, ['{\n  "use strict";\n  a();\n  b();\n}'], ["a();\n  b();"]),
+    "typescript": Prose(_JS_PROSE, ['{\n  "use strict";\n  a();\n  b();\n}'], ["a();\n  b();"]),
+    "tsx": Prose(_JS_PROSE, ['{\n  "use strict";\n  a();\n  b();\n}'], ["a();\n  b();"]),
+    "java": Prose(
+        "class A {\n  void f() {\n    a();\n    b();\n  }\n\n  void g() {\n    // nothing yet\n"
+        "  }\n}\n",
+        ["{\n    a();\n    b();\n  }"],
+        ["a();\n    b();"],
+    ),
+    "go": Prose(
+        'package p\n\nfunc f() {\n\t"unused"\n\ta()\n\tb()\n}\n\nfunc g() {\n\t// nothing yet\n}\n',
+        ['{\n\t"unused"\n\ta()\n\tb()\n}'],
+        ["a()\n\tb()"],
+    ),
+    "rust": Prose(  # a block's tail string is its value, not prose: it stays
+        'fn f() -> &\'static str {\n    "unused";\n    a();\n    "value"\n}\n\n'
+        "fn g() {\n    // nothing yet\n}\n",
+        ['{\n    "unused";\n    a();\n    "value"\n}'],
+        ['a();\n    "value"'],
+    ),
+    "c": Prose(_C_PROSE, ['{\n    "unused";\n    a();\n    b();\n}'], ["a();\n    b();"]),
+    "cpp": Prose(_C_PROSE, ['{\n    "unused";\n    a();\n    b();\n}'], ["a();\n    b();"]),
+}
+
+
+@pytest.mark.parametrize("language", PROSE)
+def test_docstrings_and_comment_only_bodies_are_no_points(language: str) -> None:
+    case = PROSE[language]
+    source = case.source.encode()
+    spans = find_spans(get_language(language), source)
+    texts = {kind: [s.text_in(source) for s in spans if s.kind is kind] for kind in K}
+    assert texts[K.FUNCTION_BODY] == case.bodies
+    assert texts[K.STATEMENTS] == case.runs  # a docstring breaks a run as a comment does
+    prose = ('"""', '"use strict"', '"unused"')
+    assert not [text for text in texts[K.STATEMENT] if text.startswith(prose)]
+
+
+def test_a_module_docstring_at_byte_0_is_no_point() -> None:
+    source = b'"""Module doc."""\nimport os\n'
+    spans = find_spans(get_language("python"), source)
+    assert [(s.kind, s.text_in(source)) for s in spans] == [(K.STATEMENT, "import os")]
+
+
+# A point at each edge of the file, where the language allows one: its first code (behind
+# whitespace only) and a function body closing the file. Java has neither (a class encloses all).
+EDGES: dict[str, tuple[str, list[str], list[str]]] = {
+    # language: (source, ranges only l2r drops, ranges fill-in-the-middle drops too)
+    "python": ("\n\nf(x)\ndef g():\n    return h(x)\n", ["f(x)"], ["h(x)", "return h(x)"]),
+    "javascript": (
+        "  f(x);\nfunction g() {\n  return h(x);\n}\n",
+        ["f(x)", "f(x);"],
+        ["{\n  return h(x);\n}"],
+    ),
+    "java": ("class A {\n  int g() {\n    return h(x);\n  }\n}\n", [], []),
+    "go": ("package p\n\nfunc g() int {\n\treturn h(x)\n}\n", [], ["{\n\treturn h(x)\n}"]),
+    "rust": ("m!(x);\nfn g() -> u8 {\n    h(x)\n}\n", ["m!(x)", "m!(x);"], ["{\n    h(x)\n}"]),
+    "c": (
+        "int a = f(x);\nint g(void) {\n    return h(x);\n}\n",
+        ["int a = f(x);"],
+        ["{\n    return h(x);\n}"],
+    ),
+}
+EDGES["typescript"] = EDGES["tsx"] = EDGES["javascript"]
+EDGES["cpp"] = EDGES["c"]
+
+
+@pytest.mark.parametrize("language", EDGES)
+def test_points_need_code_on_the_sides_the_prompt_sends(language: str) -> None:
+    text, l2r_drops, fim_drops = EDGES[language]
+    source = text.encode()
+
+    def picked(**sides: bool) -> set[str]:
+        policy = SamplingPolicy(per_file=1000, max_chars=10_000, **sides)
+        return {s.text_in(source) for s in _pick(policy, "x", source, language)}
+
+    anything = picked(need_prefix=False, need_suffix=False)
+    l2r, fim = picked(), picked(need_suffix=True)
+    assert sorted(anything - l2r) == sorted(l2r_drops)
+    assert sorted(l2r - fim) == sorted(fim_drops)
+    assert fim <= l2r <= anything
+
+
+def test_the_profile_says_which_sides_a_point_needs() -> None:
+    l2r, fim = AuditOptions(profile="l2r").sampling(), AuditOptions(profile="aixcoder").sampling()
+    assert (l2r.need_prefix, l2r.need_suffix) == (True, False)
+    assert (fim.need_prefix, fim.need_suffix) == (True, True)
+
+
+STDLIB_PICKS = Path(__file__).parent / "fixtures" / "stdlib_picks.json"
+
+
+def test_picks_on_a_real_corpus_are_those_of_ranking_every_candidate() -> None:
+    """The lazy picking chooses what sorting every eligible candidate by rank chose. The
+    expected picks were computed by that implementation (find all spans, then sample) on
+    this machine's /usr/lib/python3.11 and /usr/include, with this module's point rules."""
+    expected = json.loads(STDLIB_PICKS.read_text())
+    for name, files in expected["picks"].items():
+        policy = SamplingPolicy(**expected["policies"][name])
+        for path, want in files.items():
+            file = Path(path)
+            if not file.is_file():
+                pytest.skip(f"corpus file {path} is not on this machine")
+            source = file.read_bytes()
+            if hashlib.sha256(source).hexdigest() != want["sha256"]:
+                pytest.skip(f"corpus file {path} differs from the one the picks were made on")
+            language = "python" if file.suffix == ".py" else "c"
+            got = _pick(policy, want["sha256"], source, language)
+            assert [
+                [s.kind.value, s.start_byte, s.end_byte, s.node_type, s.start_line, s.end_line]
+                for s in got
+            ] == want["spans"], (name, path)

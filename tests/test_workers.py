@@ -244,11 +244,46 @@ def test_a_distributed_run_stores_what_the_in_process_run_stores(
     # The database averages in its own order: equal up to rounding.
     assert distributed["totals"].pop("metrics") == pytest.approx(local["totals"].pop("metrics"))
     assert distributed["totals"] == local["totals"]
-    # The distributed run is compared with the previous run of the repository: no change.
+    # One lifecycle: the same fingerprint, and the distributed run is compared with the run
+    # answered here (the previous one of that fingerprint): no change.
+    assert_compared(sessions, distributed["run"]["id"], baseline=local["run"]["id"])
+
+
+def assert_compared(sessions: sessionmaker[Session], run_id: int, *, baseline: int) -> None:
+    """`run_id` has `baseline`'s fingerprint, was compared with it and nothing changed."""
     with sessions() as session:
-        deltas = lineage.run_deltas(session, run_id=distributed["run"]["id"])
+        run, base = session.get(Run, run_id), session.get(Run, baseline)
+        assert run is not None and base is not None
+        assert run.fingerprint is not None and run.fingerprint == base.fingerprint
+        assert (run.baseline_run_id, run.regression) == (baseline, False)
+        deltas = lineage.run_deltas(session, run_id=run_id)
     assert deltas and not any(delta.regressed for delta in deltas)
     assert [delta.delta for delta in deltas] == pytest.approx([0.0] * len(deltas))
+
+
+def test_an_ablation_on_the_workers_is_the_ablation_answered_here(
+    env: dict[str, str],
+    celery: Callable[..., LocalCelery],
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """`--context none,similar --distributed`: the group is planned here and each of its runs
+    answered on the workers. Answered here afterwards, each run gets the same points and
+    answers, and is compared with the workers' run of its strategy: one lifecycle."""
+    repo = make_repo(tmp_path / "repo", files=3)
+    args = ["audit", str(repo), *SMALL, "--context", "none,similar", "--json"]
+    celery(concurrency=2)
+    distributed = json.loads(aixaudit(*args, "--distributed", "--wait", env=env).stdout)
+    local = json.loads(aixaudit(*args, env=env).stdout)
+    assert [row["strategy"] for row in distributed["runs"]] == ["none", "similar"]
+    for there, here in zip(distributed["runs"], local["runs"], strict=True):
+        assert there["suggestions"] == there["points"] == 6
+        assert results(sessions, here["run_id"]) == results(sessions, there["run_id"])
+        assert_compared(sessions, here["run_id"], baseline=there["run_id"])
+        with sessions() as session:
+            run = session.get(Run, there["run_id"])
+            assert run is not None and run.distributed
+            assert run.group_id == distributed["group_id"] != local["group_id"]
 
 
 def spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:

@@ -27,7 +27,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit, incremental, jobs, sources
+from aixaudit import audit, jobs, lifecycle, sources
 from aixaudit.config import get_settings
 from aixaudit.errors import ServerError, SourceError
 from aixaudit.scoring import AcceptanceRule
@@ -102,7 +102,7 @@ def plan_audit(
         checkout = sources.checkout(
             location, ref=ref, cache_dir=settings.repos_dir, allowed_roots=settings.allowed_roots
         )
-        run_id = incremental.plan_tracked_run(
+        [run_id] = lifecycle.plan(
             sessions,
             checkout=checkout,
             options=audit.AuditOptions.model_validate(options),
@@ -162,8 +162,8 @@ async def _answer(sessions: sessionmaker[Session], run_id: int, point_ids: list[
 @app.task(name=jobs.FINALIZE_RUN, autoretry_for=TRANSIENT, **RETRY)
 def finalize_run(run_id: int) -> str:
     """The run's final status from what is stored, then the comparison with the previous run
-    of the repository. Points still without a result belong to chunks of a later dispatch (a
-    resume): that dispatch finalizes."""
+    of the same fingerprint (`lifecycle.finish`, as for a run answered by the CLI). Points
+    still without a result belong to chunks of a later dispatch (a resume): it finalizes."""
     sessions = context.sessions()
     with sessions() as session:
         progress = control.run_progress(session, run_id=run_id)
@@ -181,11 +181,9 @@ def fail_run(request: Any, exc: BaseException, traceback: Any, *, run_id: int) -
 
 
 def _finish(sessions: sessionmaker[Session], *, run_id: int, error: str | None) -> str:
-    status = audit.finish_run(sessions, run_id=run_id, error=error)
-    if status in (RunStatus.DONE, RunStatus.PARTIAL):
-        threshold = get_settings().regression_threshold
-        regression = incremental.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
-        logger.info("run %s %s; regression: %s", run_id, status.value, regression)
+    threshold = get_settings().regression_threshold
+    status = lifecycle.finish(sessions, run_id=run_id, threshold=threshold, error=error)
+    logger.info("run %s %s", run_id, status.value)
     return status.value
 
 

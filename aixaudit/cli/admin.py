@@ -13,6 +13,7 @@ from sqlalchemy import make_url
 from aixaudit.config import get_settings
 from aixaudit.errors import AixauditError, ConfigError
 from aixaudit.model_repo import (
+    AIXCODER_MODEL_ID,
     NEWEST_BACKEND,
     SCHEDULER_POLICIES,
     backend_versions,
@@ -21,6 +22,7 @@ from aixaudit.model_repo import (
     get_backend,
     render_trtllm,
 )
+from aixaudit.prompts import PROFILES
 from aixaudit.store import db
 
 from .shared import console
@@ -163,6 +165,19 @@ def _backend_version_option(command: Callable[..., None]) -> Callable[..., None]
 @click.option(
     "--postprocessing-instances", default=2, show_default=True, help="Detokeniser processes."
 )
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    default="aixcoder",
+    show_default=True,
+    help="Prompt format the model was trained for; the ensemble declares it to clients.",
+)
+@click.option(
+    "--model-id",
+    default=AIXCODER_MODEL_ID,
+    show_default=True,
+    help="The model's name, declared to clients and recorded with every run.",
+)
 @click.option("--force", is_flag=True, help="Replace OUT if it is not empty.")
 def model_repo_render_command(
     out: Path,
@@ -177,6 +192,8 @@ def model_repo_render_command(
     scheduler_policy: str,
     preprocessing_instances: int,
     postprocessing_instances: int,
+    profile: str,
+    model_id: str,
     force: bool,
 ) -> None:
     """Render the TensorRT-LLM (aiXcoder-7B) repository into OUT for the named backend version.
@@ -197,6 +214,8 @@ def model_repo_render_command(
         batch_scheduler_policy=scheduler_policy,
         preprocessing_instances=preprocessing_instances,
         postprocessing_instances=postprocessing_instances,
+        profile=profile,
+        model_id=model_id,
         force=force,
     )
     version = get_backend(backend_version)

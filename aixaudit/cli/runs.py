@@ -11,7 +11,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import ablation, audit, incremental, jobs, sources
+from aixaudit import jobs, lifecycle, sources
 from aixaudit.config import Settings, get_settings
 from aixaudit.store import context as stored_context
 from aixaudit.store import control, queries, reports
@@ -47,9 +47,9 @@ NOTHING_TO_AUDIT = "nothing to audit: no file has a completion point"
 @click.option(
     "--distributed",
     is_flag=True,
-    help="Plan here, let the Celery workers answer; prints the run id (see `status`).",
+    help="Plan here, let the Celery workers answer; prints the run ids (see `status`).",
 )
-@click.option("--wait", is_flag=True, help="With --distributed: follow the run, then report.")
+@click.option("--wait", is_flag=True, help="With --distributed: follow the runs, then report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit_command(
     location: str,
@@ -66,10 +66,7 @@ def audit_command(
     for the duration of the run. With --distributed, the workers' Triton server answers.
     Exits 3 when the run ends failed or partial, 128 + N on signal N (the run is finished).
     """
-    strategies = choices["context"]
     if distributed:
-        if len(strategies) > 1:
-            raise click.UsageError("An ablation (several --context strategies) runs here only.")
         if triton_url:
             raise click.UsageError("With --distributed, the workers' AIXAUDIT_TRITON_URL applies.")
         _audit_distributed(location, ref, choices, wait=wait, as_json=as_json)
@@ -83,62 +80,89 @@ def audit_command(
     if triton_url:
         settings = settings.model_copy(update={"triton_url": triton_url})
     configured_endpoint(settings)  # a bad URL fails here, before a run exists
-    options, rule = audit_request(settings, choices, ablation=True)
     sessions = sessions_for(settings)
-    checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
-    if len(strategies) > 1:
-        run_ids = ablation.plan_group(
-            sessions, checkout=checkout, options=options, rule=rule, strategies=strategies
-        )
-    else:
-        run_ids = [
-            incremental.plan_tracked_run(
-                sessions, checkout=checkout, options=options, rule=rule, model=settings.model
-            )
-        ]
+    checkout, run_ids = _plan(settings, sessions, location, ref, choices)
     with sessions() as session:
         points = queries.get_run(session, run_id=run_ids[0]).points_total
     if not points:  # no server is started for nothing
         for run_id in run_ids:
-            status = audit.finish_run(sessions, run_id=run_id, error=NOTHING_TO_AUDIT)
+            status = lifecycle.finish(
+                sessions, run_id=run_id, threshold=settings.regression_threshold,
+                error=NOTHING_TO_AUDIT,
+            )  # fmt: skip
             errors.print(f"run {run_id} {status.value}: {NOTHING_TO_AUDIT} in {checkout.origin}")
         exit_for(status)
-    runs = f"run {run_ids[0]}" if len(run_ids) == 1 else f"runs {', '.join(map(str, run_ids))}"
-    errors.print(f"{runs}: {points} points to complete in {checkout.origin}")
+    errors.print(f"{_named(run_ids)}: {points} points to complete in {checkout.origin}")
     statuses = _answer_here(settings, sessions, run_ids)
+    _show(sessions, run_ids, as_json)
+    for status in statuses:
+        exit_for(status)
+
+
+def _plan(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    location: str,
+    ref: str | None,
+    choices: dict[str, Any],
+    *,
+    distributed: bool = False,
+) -> tuple[sources.Checkout, list[int]]:
+    """Check out and plan here (this machine has the checkout; file texts go to the database,
+    so any worker can answer): one run, or one per --context strategy on the same points."""
+    options, rule = audit_request(settings, choices, ablation=True)
+    checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
+    run_ids = lifecycle.plan(
+        sessions,
+        checkout=checkout,
+        options=options,
+        rule=rule,
+        model=settings.model,
+        strategies=choices["context"],
+        distributed=distributed,
+    )
+    return checkout, run_ids
+
+
+def _named(run_ids: Sequence[int]) -> str:
+    return f"run {run_ids[0]}" if len(run_ids) == 1 else f"runs {', '.join(map(str, run_ids))}"
+
+
+def _show(sessions: sessionmaker[Session], run_ids: Sequence[int], as_json: bool) -> None:
+    """The report of a run, or the runs of an ablation side by side."""
     if len(run_ids) == 1:
         show_report(sessions, run_ids[0], as_json)
     else:
         show_group(sessions, run_ids[0], as_json)
-    for status in statuses:
-        exit_for(status)
 
 
 def _answer_here(
     settings: Settings, sessions: sessionmaker[Session], run_ids: Sequence[int]
 ) -> list[RunStatus]:
     """Answer the runs' pending points in this process, one run after the other behind one
-    server (the configured one, or the embedded one started for the while); a run still open
-    when this fails or is interrupted is finished with the reason, and a finished run is
-    compared with its baseline."""
+    server (the configured one, or the embedded one started for the while). Each run is
+    finished as a worker finishes it (`lifecycle.finish`: compared with its previous run), even
+    when this fails or is interrupted."""
     from aixaudit.model_server import model_access  # the launcher, only for commands that need it
 
     statuses = []
+    threshold = settings.regression_threshold
     with model_access(settings) as access:
         for run_id in run_ids:
             started = time.monotonic()
-            with finishing(sessions, run_id), progress_bar(f"run {run_id}") as progress:
-                status = audit.execute_run(
+            with (
+                finishing(sessions, run_id, threshold=threshold),
+                progress_bar(f"run {run_id}") as progress,
+            ):
+                status = lifecycle.execute(
                     sessions,
                     run_id=run_id,
                     completer=access.completer(settings),
                     counter=access.counter,
+                    threshold=threshold,
                     progress=progress,
                 )
             errors.print(f"run {run_id} {status.value} in {time.monotonic() - started:.1f} s")
-            if status in (RunStatus.DONE, RunStatus.PARTIAL):
-                threshold = settings.regression_threshold
-                incremental.compare_with_previous(sessions, run_id=run_id, threshold=threshold)
             statuses.append(status)
     return statuses
 
@@ -234,30 +258,24 @@ POLL_S = 0.5  # how often `status` and `--wait` read a run's progress
 def _audit_distributed(
     location: str, ref: str | None, choices: dict[str, Any], *, wait: bool, as_json: bool
 ) -> None:
-    """Plan here (this machine has the checkout; file texts go to the database, so any worker
-    can answer) and enqueue the points for the workers."""
+    """Plan here and enqueue each run's points for the workers (they finish and compare each
+    run as `audit` does here)."""
     settings = get_settings()
     sessions = sessions_for(settings)
-    options, rule = audit_request(settings, choices)
-    checkout = sources.checkout(location, ref=ref, cache_dir=settings.repos_dir)
-    run_id = incremental.plan_tracked_run(
-        sessions,
-        checkout=checkout,
-        options=options,
-        rule=rule,
-        model=settings.model,
-        distributed=True,
-    )
-    jobs.dispatch(run_id=run_id)
+    checkout, run_ids = _plan(settings, sessions, location, ref, choices, distributed=True)
+    for run_id in run_ids:
+        jobs.dispatch(run_id=run_id)
     with sessions() as session:
-        points = queries.get_run(session, run_id=run_id).points_total
-    errors.print(f"run {run_id}: {points} points for the workers in {checkout.origin}")
+        points = queries.get_run(session, run_id=run_ids[0]).points_total
+    errors.print(f"{_named(run_ids)}: {points} points for the workers in {checkout.origin}")
     if not wait:
-        click.echo(run_id)
+        for run_id in run_ids:
+            click.echo(run_id)
         return
-    progress = _follow(sessions, run_id)
-    show_report(sessions, run_id, as_json)
-    exit_for(progress.status)
+    statuses = [_follow(sessions, run_id).status for run_id in run_ids]
+    _show(sessions, run_ids, as_json)
+    for status in statuses:
+        exit_for(status)
 
 
 def _follow(sessions: sessionmaker[Session], run_id: int) -> control.RunProgress:

@@ -19,7 +19,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aixaudit import audit
+from aixaudit import audit, lifecycle, sources
 from aixaudit.config import Settings
 from aixaudit.context import ContextStrategy
 from aixaudit.errors import AixauditError, ConfigError
@@ -107,7 +107,7 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def finishing(sessions: sessionmaker[Session], run_id: int) -> Iterator[None]:
+def finishing(sessions: sessionmaker[Session], run_id: int, *, threshold: float) -> Iterator[None]:
     """A run that is still open when the block fails or is interrupted is finished with the
     reason (`partial` or `failed`, error "interrupted by SIGTERM"), never left `running`."""
     try:
@@ -116,7 +116,8 @@ def finishing(sessions: sessionmaker[Session], run_id: int) -> Iterator[None]:
         with sessions() as session:
             open_ = not RunStatus(queries.get_run(session, run_id=run_id).status).is_final
         if open_:
-            audit.finish_run(sessions, run_id=run_id, error=str(error) or type(error).__name__)
+            reason = str(error) or type(error).__name__
+            lifecycle.finish(sessions, run_id=run_id, threshold=threshold, error=reason)
         raise
 
 
@@ -143,8 +144,8 @@ _AUDIT_OPTIONS = (
     click.option(
         "--profile",
         type=click.Choice(sorted(PROFILES)),
-        help="Prompt format. Default: l2r on the embedded CPU model, aixcoder on a configured "
-        "server.",
+        help="Prompt format. Default: the one the configured server declares, else aixcoder "
+        "there; l2r on the embedded CPU model.",
     ),
     option_of("seed", "Sampling seed: same seed, same points."),
     option_of("per_file", "Points per file at most."),
@@ -169,6 +170,15 @@ _AUDIT_OPTIONS = (
         "ask the same points with each (an ablation: one run per strategy, linked as a group).",
     ),
     option_of("context_budget", "Context tokens at most."),
+    click.option(
+        "--roles",
+        default=",".join(sources.DEFAULT_ROLES),
+        show_default=True,
+        callback=lambda _ctx, _param, value: file_roles(value),
+        help="File roles to audit, comma-separated: source, test (tests/, test_*.py, *_test.go, "
+        "*.test.ts, *Test.java, ...), example (examples/, samples/, demo/) and generated "
+        "(a generated-code header or path). Reports break results down by role.",
+    ),
     click.option(
         "--accept-metric",
         default=AcceptanceRule.metric,
@@ -211,6 +221,15 @@ def context_strategies(value: str) -> tuple[ContextStrategy, ...]:
     return strategies
 
 
+def file_roles(value: str) -> tuple[sources.FileRole, ...]:
+    """`--roles`' value: roles comma-separated, at least one."""
+    try:
+        return tuple(sources.FileRole(part.strip()) for part in value.split(","))
+    except ValueError:
+        known = ", ".join(sources.FileRole)
+        raise click.BadParameter(f"{value!r}: choose from {known}, comma-separated.") from None
+
+
 def audit_request(
     settings: Settings, choices: dict[str, Any], *, ablation: bool = False
 ) -> tuple[audit.AuditOptions, AcceptanceRule]:
@@ -218,9 +237,10 @@ def audit_request(
     strategy; several only where `ablation` runs them all)."""
     if len(choices["context"]) > 1 and not ablation:
         raise click.UsageError("Several --context strategies are for `aixaudit audit` only.")
+    from aixaudit.model_server import profile_for  # asks a configured server what it declares
+
     options = audit.AuditOptions(
-        profile=choices["profile"]
-        or audit.default_profile(configured_server=bool(settings.triton_url)),
+        profile=profile_for(settings, choices["profile"]),
         seed=choices["seed"],
         per_file=choices["per_file"],
         max_points=choices["max_points"],
@@ -228,6 +248,7 @@ def audit_request(
         prompt_budget=choices["prompt_budget"],
         context=choices["context"][0],
         context_budget=choices["context_budget"],
+        roles=choices["roles"],
     )
     metric, threshold = choices["accept_metric"], choices["accept_threshold"]
     low, high = threshold_range(metric)
@@ -263,6 +284,7 @@ def show_report(sessions: sessionmaker[Session], run_id: int, as_json: bool) -> 
         ("", [report.totals]),
         ("by language", report.by_language),
         ("by span kind", report.by_kind),
+        ("by file role", report.by_role),
     )
     # points, answered (a suggestion came back: the n of the rate), failed requests, accepted
     counts = report_table("pts", "ok", "err", "acc", "rate", *(TITLES[name] for name in LENGTHS))

@@ -20,13 +20,14 @@ from numpy.typing import NDArray
 
 from aixaudit.languages import get_language, parse
 
-from .imports import RepositoryPaths, resolve_imports
+from .imports import RepositoryPaths, distance, resolve_imports
 from .outline import Definition, Import, Outline, outline_key, read_outline
 
 CHUNK_LINES = 10  # CrossCodeEval's retrieval window (here side by side, not overlapping)
 COPY_SHARE = 0.5  # sharing half of either file's distinctive lines makes two files copies
 DISTINCT_CHARS = 12  # shorter lines (braces, `else:`, `return x`) say nothing about copying
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RE_EXPORTING = ("python",)  # languages whose imports name what they take from a module
 
 
 def identifiers(text: str) -> list[str]:
@@ -60,6 +61,7 @@ class RepoIndex:
         self.outlines = dict(outlines)  # path -> outline
         self.paths = RepositoryPaths(self.files)
         self._resolved: dict[str, list[tuple[str, Import]]] = {}
+        self._direct_imports: dict[str, list[tuple[str, Import]]] = {}
         self._copies: dict[str, frozenset[str]] = {}
         self._first_chunk: list[int] = []  # of each file, in path order
         self._distinct: dict[str, frozenset[str]] = {}
@@ -74,12 +76,64 @@ class RepoIndex:
         self.chunk_count = count
 
     def resolved_imports(self, path: str) -> list[tuple[str, Import]]:
-        """(file, import) for what `path` imports from the repository, nearest first."""
+        """(file, import) for what `path` imports from the repository, nearest first. In
+        Python, a name the named module only imports itself (a package's `__init__` doing
+        `from .cart import Cart`) resolves to the file that defines it."""
         if path not in self._resolved:
-            file = self.files[path]
-            imports = self.outlines[path].imports
-            self._resolved[path] = resolve_imports(file.language, path, imports, self.paths)
+            found = self._direct(path)
+            if self.files[path].language in _RE_EXPORTING:
+                found = self._through_re_exports(path, found)
+            self._resolved[path] = found
         return self._resolved[path]
+
+    def _direct(self, path: str) -> list[tuple[str, Import]]:
+        if path not in self._direct_imports:
+            file, imports = self.files[path], self.outlines[path].imports
+            self._direct_imports[path] = resolve_imports(file.language, path, imports, self.paths)
+        return self._direct_imports[path]
+
+    def _through_re_exports(
+        self, path: str, found: list[tuple[str, Import]]
+    ) -> list[tuple[str, Import]]:
+        """`found` with each imported name moved to the file defining it, where the named
+        module re-exports it; a module keeps the names it defines or that lead nowhere."""
+        names: dict[str, list[str]] = {}  # file -> names taken from it, in import order
+        modules: dict[str, str] = {}  # file -> the module as written in the first import
+        whole: set[str] = set()  # files imported as a whole: all their definitions are shown
+        for target, item in found:
+            if not item.names:
+                whole.add(target)
+                names.setdefault(target, [])
+                modules.setdefault(target, item.module)
+            for name in item.names:
+                file = self._origin(target, name, frozenset({path})) or target
+                names.setdefault(file, []).append(name)
+                modules.setdefault(file, item.module)
+        ordered = sorted(names, key=lambda file: distance(path, file))  # stable: import order
+        return [
+            (
+                file,
+                Import(modules[file], () if file in whole else tuple(dict.fromkeys(names[file]))),
+            )
+            for file in ordered
+        ]
+
+    def _origin(self, module: str, name: str, seen: frozenset[str]) -> str | None:
+        """The file defining `name` that `module` imports it from, followed from import to
+        import; None when `module` defines it itself, or no file along the way does."""
+        if name == "*" or self._defines(module, name):
+            return None
+        for source, item in self._direct(module):
+            if name in item.names and source not in seen:
+                if self._defines(source, name):
+                    return source
+                further = self._origin(source, name, seen | {module})
+                if further is not None:
+                    return further
+        return None
+
+    def _defines(self, path: str, name: str) -> bool:
+        return any(d.name == name for d in self.outlines[path].definitions)
 
     def definitions(self, path: str) -> tuple[Definition, ...]:
         return self.outlines[path].definitions
@@ -121,9 +175,8 @@ class RepoIndex:
         known = [vocabulary[word] for word in query if word in vocabulary]
         if model is None or not known:
             return np.zeros(self.chunk_count, dtype=np.float32)
-        weights = allowed.astype(np.float32)
-        scores: NDArray[np.float32] = model.get_scores(known, weight_mask=weights)
-        return scores
+        scores = model.get_scores(known, weight_mask=allowed.astype(np.float32))
+        return np.asarray(scores, dtype=np.float32)
 
     @cached_property
     def bm25(self) -> bm25s.BM25 | None:

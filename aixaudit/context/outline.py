@@ -1,10 +1,11 @@
 """What one file takes from its repository and offers to it: its imports as written, and the
 signatures (with doc comments or docstrings) of its definitions.
 
-Read with one tree-sitter query per language (`queries/<language>.scm`, fixed capture names:
-@import.module, @import.name, @import.wildcard, @import.submodule, @definition, @definition.name,
-@definition.body). An outline depends on nothing but the file's language and content, so it is
-kept per content hash and an unchanged file is not parsed again by the next run.
+Read with one tree-sitter query per language (`queries/<language>.scm`; TypeScript's adds to
+JavaScript's), with fixed capture names: @import.module, @import.name, @import.wildcard,
+@import.submodule, @definition, @definition.name, @definition.body. An outline depends on
+nothing but the file's language and content, so it is kept per content hash and an unchanged
+file is not parsed again by the next run.
 """
 
 from __future__ import annotations
@@ -19,12 +20,18 @@ import tree_sitter
 
 from aixaudit.languages import Language, compile_query, matches
 
-OUTLINE_VERSION = 1  # bump when what an outline holds changes: stored outlines are then re-read
+OUTLINE_VERSION = 2  # bump when what an outline holds changes: stored outlines are then re-read
 MAX_SNIPPET_LINES = 12  # a definition's doc comment and signature, at most
 
 _QUERY_DIR = Path(__file__).parent / "queries"
-_SHARED_QUERY = {"tsx": "typescript"}
+# Query files read one after the other: JavaScript's imports and definitions hold in TypeScript
+# and TSX, whose own file adds only theirs (interfaces, type aliases).
+_QUERY_FILES = {"typescript": ("javascript", "typescript"), "tsx": ("javascript", "typescript")}
 _QUOTES = "\"'<>` \t"
+# How deep a language's patterns may start: Python offers the names at its top level and in
+# its classes' bodies, and imports deeper than a function's own block are local to a branch of
+# it. Not visiting the rest of the tree is most of what reading an outline costs.
+_MAX_START_DEPTH = {"python": 4}
 
 
 @dataclass(frozen=True)
@@ -68,15 +75,17 @@ def outline_key(language: str, sha256: str) -> str:
 
 @cache
 def outline_query(language: Language) -> tree_sitter.Query:
-    name = _SHARED_QUERY.get(language.name, language.name)
-    return compile_query(language, (_QUERY_DIR / f"{name}.scm").read_text(encoding="utf-8"))
+    names = _QUERY_FILES.get(language.name, (language.name,))
+    text = "\n".join((_QUERY_DIR / f"{name}.scm").read_text(encoding="utf-8") for name in names)
+    return compile_query(language, text)
 
 
 def read_outline(language: Language, source: bytes, root: tree_sitter.Node) -> Outline:
     """The outline of a parsed file (`root` is its tree's root node)."""
     imports: dict[int, tuple[str, list[str]]] = {}  # module node start -> (module, names)
     found: list[tuple[tree_sitter.Node, tree_sitter.Node, tree_sitter.Node | None]] = []
-    for match in matches(outline_query(language), root):
+    depth = _MAX_START_DEPTH.get(language.name)
+    for match in matches(outline_query(language), root, max_start_depth=depth):
         if "import.submodule" in match:  # Rust's `mod name;`: a module file beside this one
             module = match["import.submodule"][0]
             imports.setdefault(module.start_byte, (f"self::{_text(source, module)}", []))
@@ -90,7 +99,7 @@ def read_outline(language: Language, source: bytes, root: tree_sitter.Node) -> O
             found.append(
                 (match["definition"][0], match["definition.name"][0], body[0] if body else None)
             )
-    names_by_node = {(d.start_byte, d.end_byte): _text(source, n) for d, n, _ in found}
+    names_by_node = {d.id: _text(source, n) for d, n, _ in found}
     definitions = [
         Definition(
             _text(source, name),
@@ -111,10 +120,12 @@ def _text(source: bytes, node: tree_sitter.Node) -> str:
     return source[node.start_byte : node.end_byte].decode("utf-8", "replace").strip(_QUOTES)
 
 
-def _owner(node: tree_sitter.Node, names_by_node: dict[tuple[int, int], str]) -> str:
+def _owner(node: tree_sitter.Node, names_by_node: dict[int, str]) -> str:
+    """The name of the nearest definition around `node` ("" at the top level). By node id: a
+    class body holding one method spans the same bytes as the method."""
     parent = node.parent
     while parent is not None:
-        name = names_by_node.get((parent.start_byte, parent.end_byte))
+        name = names_by_node.get(parent.id)
         if name is not None:
             return name
         parent = parent.parent

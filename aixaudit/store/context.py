@@ -46,9 +46,12 @@ def add_outlines(session: Session, *, outlines: Mapping[str, dict[str, Any]]) ->
         session.execute(_insert_or_skip(session, ContextOutline, unique=["key"]), rows)
 
 
-def copy_run(session: Session, *, run_id: int, config: dict[str, Any]) -> int:
+def copy_run(
+    session: Session, *, run_id: int, config: dict[str, Any], plan_key: str | None = None
+) -> int:
     """A new pending run of the same checkout with `config`: the source run's files and points
-    copied (texts are shared by hash); returns its id."""
+    copied (texts are shared by hash); returns its id. A `plan_key` already taken fails the
+    flush (IntegrityError)."""
     source = queries.get_run(session, run_id=run_id)
     run = queries.create_run(
         session,
@@ -58,6 +61,7 @@ def copy_run(session: Session, *, run_id: int, config: dict[str, Any]) -> int:
         profile=source.profile,
         config=config,
         acceptance_rule=source.acceptance_rule,
+        plan_key=plan_key,
     )
     files = session.scalars(select(File).where(File.run_id == run_id)).all()
     file_ids = queries.add_files(session, run_id=run.id, files=[file_row(file) for file in files])

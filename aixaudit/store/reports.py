@@ -1,4 +1,5 @@
-"""Reports: what a run found, aggregated by the database (totals, by language, by span kind),
+"""Reports: what a run found, aggregated by the database (totals, by language, span kind and
+file role),
 with the uncertainty of each headline number: a Wilson interval for a rate, a file-clustered
 bootstrap interval for a mean (see aixaudit/stats.py), each with its n.
 
@@ -53,7 +54,8 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class Breakdown:
-    """Tallies over a group of points (a language, a span kind, or the whole run: key "all").
+    """Tallies over a group of points (a language, a span kind, a file role, or the whole run:
+    key "all").
 
     Rates and means are over suggestions that came back; errored points only count in `errors`.
     `metrics` maps each metric's name to its mean; the means of length_pred and length_ref are
@@ -107,6 +109,7 @@ class RunReport:
     totals: Breakdown
     by_language: list[Breakdown]
     by_kind: list[Breakdown]
+    by_role: list[Breakdown]  # source, test, example, generated: what --roles audited
     metrics: list[MetricInfo]
     # Requests sent again, by cause (the first line of the error), most frequent first: a
     # timed-out request may have been computed by the server too.
@@ -335,6 +338,7 @@ def run_report(session: Session, *, run_id: int, seed: int = SEED) -> RunReport:
             session, run_id=run_id, group=File.language, points=points, seed=seed
         ),
         by_kind=_breakdowns(session, run_id=run_id, group=Point.kind, points=points, seed=seed),
+        by_role=_breakdowns(session, run_id=run_id, group=File.role, points=points, seed=seed),
         metrics=[
             MetricInfo(
                 name=m.name,

@@ -17,6 +17,7 @@ class FileRow(TypedDict):
     sha256: str | None
     skip_reason: str | None
     detail: str | None
+    role: str
 
 
 class PointRow(TypedDict):
@@ -68,6 +69,7 @@ def file_row(file: File) -> FileRow:
         "sha256": file.sha256,
         "skip_reason": file.skip_reason,
         "detail": file.detail,
+        "role": file.role,
     }
 
 

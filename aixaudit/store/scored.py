@@ -27,6 +27,7 @@ class ScoredPoints:
     sha256: npt.NDArray[np.str_]  # the file's content hash ("" when not read)
     language: npt.NDArray[np.str_]
     kind: npt.NDArray[np.str_]
+    role: npt.NDArray[np.str_]  # the file's role: source, test, example, generated
     answered: npt.NDArray[np.bool_]
     accepted: npt.NDArray[np.bool_]
     scores: dict[str, npt.NDArray[np.float64]]
@@ -43,6 +44,7 @@ class ScoredPoints:
             sha256=self.sha256[index],
             language=self.language[index],
             kind=self.kind[index],
+            role=self.role[index],
             answered=self.answered[index],
             accepted=self.accepted[index],
             scores={name: values[index] for name, values in self.scores.items()},
@@ -58,6 +60,7 @@ def scored_points(session: Session, *, run_id: int) -> ScoredPoints:
             File.sha256,
             File.language,
             Point.kind,
+            File.role,
             and_(Suggestion.id.is_not(None), Suggestion.error.is_(None)).label("answered"),
             Suggestion.accepted,
         )
@@ -83,6 +86,7 @@ def scored_points(session: Session, *, run_id: int) -> ScoredPoints:
         sha256=np.array([row.sha256 or "" for row in rows], dtype=str),
         language=np.array([row.language or UNKNOWN for row in rows], dtype=str),
         kind=np.array([row.kind for row in rows], dtype=str),
+        role=np.array([row.role for row in rows], dtype=str),
         answered=np.array([bool(row.answered) for row in rows], dtype=bool),
         accepted=np.array([bool(row.accepted) for row in rows], dtype=bool),
         scores=dict(sorted(scores.items())),

@@ -24,6 +24,7 @@ class PointResult:
     path: str
     language: str | None
     kind: str
+    role: str  # the file's role
     node_type: str
     start_line: int
     end_line: int
@@ -59,14 +60,16 @@ def suggestion_page(
     accepted: bool | None = None,
     language: str | None = None,
     kind: str | None = None,
+    role: str | None = None,
 ) -> SuggestionPage:
     """Points `offset` to `offset + limit` of the run; `accepted` keeps only points whose
-    suggestion was (True) or was not (False) accepted, `language` and `kind` filter too."""
+    suggestion was (True) or was not (False) accepted, `language`, `kind` and `role` filter
+    too."""
     get_run(session, run_id=run_id)  # RunNotFound for an unknown id
-    matching = _matching(run_id=run_id, accepted=accepted, language=language, kind=kind)
+    matching = _matching(run_id=run_id, accepted=accepted, language=language, kind=kind, role=role)
     total = session.scalar(select(func.count()).select_from(matching.subquery()))
     rows = session.execute(
-        matching.add_columns(File.path, File.language, Suggestion)
+        matching.add_columns(File.path, File.language, File.role, Suggestion)
         .order_by(File.path, Point.start_byte, Point.id)
         .offset(offset)
         .limit(limit)
@@ -85,6 +88,7 @@ def suggestion_page(
             path=row.path,
             language=row.language,
             kind=row.Point.kind,
+            role=row.role,
             node_type=row.Point.node_type,
             start_line=row.Point.start_line,
             end_line=row.Point.end_line,
@@ -120,7 +124,12 @@ def _answer(suggestion: Suggestion | None) -> dict[str, Any]:
 
 
 def _matching(
-    *, run_id: int, accepted: bool | None, language: str | None, kind: str | None
+    *,
+    run_id: int,
+    accepted: bool | None,
+    language: str | None,
+    kind: str | None,
+    role: str | None,
 ) -> Select[Point]:
     stmt = (
         select(Point)
@@ -134,4 +143,6 @@ def _matching(
         stmt = stmt.where(File.language == language)
     if kind is not None:
         stmt = stmt.where(Point.kind == kind)
+    if role is not None:
+        stmt = stmt.where(File.role == role)
     return stmt

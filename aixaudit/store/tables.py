@@ -201,6 +201,8 @@ class File(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     skip_reason: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[str | None]
+    # source, test, example or generated (sources.FileRole): reports break results down by it
+    role: Mapped[str] = mapped_column(String(16), default="source", server_default="source")
 
 
 class Blob(Base):

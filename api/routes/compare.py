@@ -25,11 +25,11 @@ def compare_runs(
     top: Annotated[int, Query(ge=0, le=100, description="disagreements listed")] = 10,
     export: FormatQuery = Format.JSON,
 ) -> ComparisonOut | Response:
-    """Run B against run A, paired point by point: per metric, overall and by language and
-    span kind, both means and B - A with a 95% cluster-bootstrap interval, McNemar's exact
-    test for acceptance, how many points were paired and left out, and the pairs that differ
-    most. 409 for runs of different commits or under 30 pairs. As CSV: one row per group and
-    metric."""
+    """Run B against run A, paired point by point: per metric, overall and by language, span
+    kind and file role, both means and B - A with a 95% cluster-bootstrap interval, McNemar's
+    exact test for acceptance, how many points were paired and left out, and the pairs that
+    differ most. 409 for runs of different commits or under 30 pairs. As CSV: one row per group
+    and metric."""
     found = compare.compare_runs(session, run_a=a, run_b=b, top=top)
     if export is Format.CSV:
         rows = [

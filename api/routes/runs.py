@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import TypeAdapter
 
 from aixaudit import jobs
-from aixaudit.audit import default_profile
 from aixaudit.errors import SourceError
-from aixaudit.sources import check_location
+from aixaudit.model_server import profile_for
+from aixaudit.sources import FileRole, check_location
 from aixaudit.spans import SpanKind
 from aixaudit.store import lineage, queries, reports, suggestions, trends
 from api import queue
@@ -52,13 +52,18 @@ def list_runs(
 def run_report(
     run_id: IdPath, session: SessionDep, export: FormatQuery = Format.JSON
 ) -> RunReportOut | Response:
-    """Totals, breakdowns by language and span kind with the 95% interval and n of each rate
-    and mean, the metrics' definitions, the acceptance rule, skipped files and the comparison
-    with the baseline run. As CSV: the totals and breakdown rows, named by a `grouping` column
-    (all, language, kind)."""
+    """Totals, breakdowns by language, span kind and file role with the 95% interval and n of
+    each rate and mean, the metrics' definitions, the acceptance rule, skipped files and the
+    comparison with the baseline run. As CSV: the totals and breakdown rows, named by a
+    `grouping` column (all, language, kind, role)."""
     report = reports.run_report(session, run_id=run_id)
     if export is Format.CSV:
-        tables = {"all": [report.totals], "language": report.by_language, "kind": report.by_kind}
+        tables = {
+            "all": [report.totals],
+            "language": report.by_language,
+            "kind": report.by_kind,
+            "role": report.by_role,
+        }
         rows = [
             {"grouping": grouping, **asdict(breakdown)}
             for grouping, breakdowns in tables.items()
@@ -89,6 +94,7 @@ def run_suggestions(
     accepted: bool | None = None,
     language: Annotated[str | None, Query(max_length=32, pattern="^[a-z0-9_+-]+$")] = None,
     kind: SpanKind | None = None,
+    role: FileRole | None = None,
     export: FormatQuery = Format.JSON,
 ) -> SuggestionPageOut | Response:
     """The run's points in file order with the suggestion, acceptance and scores of each (as
@@ -101,6 +107,7 @@ def run_suggestions(
         accepted=accepted,
         language=language,
         kind=kind,
+        role=role,
     )
     found = SuggestionPageOut.model_validate(page)
     if export is Format.CSV:
@@ -122,7 +129,7 @@ def start_audit(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(err)) from None
     options = body.options
     if "profile" not in options.model_fields_set:
-        profile = default_profile(configured_server=bool(settings.triton_url))
+        profile = profile_for(settings, None)  # what the server declares, by default
         options = options.model_copy(update={"profile": profile})
     task_id = queue.new_task_id(jobs.producer())
     jobs.plan(body.location, body.ref, options, body.acceptance.rule(), task_id=task_id)

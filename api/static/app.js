@@ -1,6 +1,6 @@
 // The dashboard: the latest runs; a run's report (#/runs/ID) with its charts, intervals and the
 // trend of its repository; a drill-down to the suggestions of any cell
-// (#/runs/ID/suggestions?language=..&kind=..&accepted=..), each as a diff; and two runs compared
+// (#/runs/ID/suggestions?language=..&kind=..&role=..&accepted=..), each as a diff; and two runs compared
 // (#/compare?a=A&b=B). Plain DOM and SVG, no build step; every text goes in through textContent.
 // The API token, when the API asks for one, is typed into a form and kept in this tab's
 // sessionStorage; it travels in the Authorization header only, never in a URL.
@@ -271,7 +271,8 @@ async function showRun(section, runId) {
       `ES ${number(report.totals.metrics.es_rapidfuzz)} (95% ${range(report.totals.intervals.es_rapidfuzz)}).`),
     el("div", { class: "charts" },
       barChart("by language", run.id, "language", report.by_language),
-      barChart("by span kind", run.id, "kind", report.by_kind)),
+      barChart("by span kind", run.id, "kind", report.by_kind),
+      barChart("by file role", run.id, "role", report.by_role)),
     el("h3", {}, `Trend of ${trend.repository.name}`),
     trend.points.length ? trendChart(trend.points, run.id) : el("p", { class: "message" }, "No finished run yet."),
     el("p", { class: "message" }, "Whiskers: 95% intervals. ▼: a run flagged as a regression, a paired drop " +
@@ -281,6 +282,7 @@ async function showRun(section, runId) {
     breakdownTable(run.id, "totals", null, [report.totals]),
     breakdownTable(run.id, "by language", "language", report.by_language),
     breakdownTable(run.id, "by span kind", "kind", report.by_kind),
+    breakdownTable(run.id, "by file role", "role", report.by_role),
     el("h3", {}, "Definitions"),
     el("ul", { class: "definitions" },
       el("li", {}, `accepted when: ${JSON.stringify(report.acceptance_rule)}`),
@@ -317,7 +319,7 @@ function diffView(before, after, caption) {
     el("pre", {}, ...lines.map(([sign, line]) => el("span", { class: kind[sign] }, `${sign} ${line}\n`))));
 }
 
-const SUGGESTION_FILTERS = ["language", "kind", "accepted"];
+const SUGGESTION_FILTERS = ["language", "kind", "role", "accepted"];
 const PAGE = 20;
 
 async function showSuggestions(section, runId, params) {
@@ -335,7 +337,7 @@ async function showSuggestions(section, runId, params) {
         `run-${runId}-suggestions`)),
     ...page.items.map((item) => el("article", { class: "suggestion", "data-point-id": item.point_id },
       el("h4", {}, `${item.path}:${item.start_line}-${item.end_line} `,
-        el("span", { class: "tag" }, `${item.language || "unknown"} · ${item.kind}`), " ",
+        el("span", { class: "tag" }, `${item.language || "unknown"} · ${item.kind} · ${item.role}`), " ",
         el("span", { class: `badge ${item.accepted ? "done" : item.error ? "failed" : "partial"}` },
           item.error ? "failed" : item.accepted ? "accepted" : item.accepted === null ? "waiting" : "rejected")),
       el("p", { class: "scores" }, item.error ? item.error

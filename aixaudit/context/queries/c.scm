@@ -1,4 +1,4 @@
-; Repository context for C (capture names: see aixaudit/context/extract.py).
+; Repository context for C (capture names: see aixaudit/context/outline.py).
 
 (preproc_include path: (_) @import.module)
 

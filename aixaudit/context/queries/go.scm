@@ -1,4 +1,4 @@
-; Repository context for Go (capture names: see aixaudit/context/extract.py).
+; Repository context for Go (capture names: see aixaudit/context/outline.py).
 
 (import_spec path: (_) @import.module)
 

@@ -1,4 +1,4 @@
-; Repository context for Java (capture names: see aixaudit/context/extract.py).
+; Repository context for Java (capture names: see aixaudit/context/outline.py).
 
 (import_declaration (scoped_identifier) @import.module)
 (import_declaration (scoped_identifier) @import.module (asterisk) @import.wildcard)

@@ -1,4 +1,4 @@
-; Repository context for JavaScript (capture names: see aixaudit/context/extract.py).
+; Repository context for JavaScript (capture names: see aixaudit/context/outline.py).
 
 (import_statement source: (string (string_fragment) @import.module))
 (export_statement source: (string (string_fragment) @import.module))

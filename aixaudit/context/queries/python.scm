@@ -1,4 +1,4 @@
-; Repository context for Python (capture names are fixed: see aixaudit/context/extract.py).
+; Repository context for Python (capture names are fixed: see aixaudit/context/outline.py).
 ; @import.module: what an import names; @import.name: a name taken from it.
 ; @definition: a definition whose signature (and docstring) is shown to files importing it,
 ; @definition.name its name, @definition.body what the signature stops before.

@@ -1,4 +1,4 @@
-; Repository context for Rust (capture names: see aixaudit/context/extract.py).
+; Repository context for Rust (capture names: see aixaudit/context/outline.py).
 ; A `use` path is resolved module by module; `mod name;` names a file beside the module.
 
 (use_declaration argument: (_) @import.module)

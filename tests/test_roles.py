@@ -1,0 +1,290 @@
+"""File roles (source, test, example, generated): the path rules of each ecosystem, selection
+with --roles, the minified check by the file's shape, and reports and comparisons by role."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session, sessionmaker
+from test_compare import MODULE, RULE, answer, cli_env, noise
+
+from aixaudit import audit, cli, compare, incremental, sources
+from aixaudit.cli.shared import file_roles
+from aixaudit.scoring import AcceptanceRule
+from aixaudit.sources import FileRole, SkipReason, file_role, scan
+from aixaudit.store import reports
+from aixaudit.store.db import make_engine, session_factory, upgrade
+from aixaudit.store.tables import File
+from api.schemas import AuditRequest
+
+ROLES = {
+    # Python
+    "pkg/core.py": FileRole.SOURCE,
+    "tests/test_core.py": FileRole.TEST,
+    "pkg/test_core.py": FileRole.TEST,
+    "pkg/core_test.py": FileRole.TEST,
+    "conftest.py": FileRole.TEST,
+    "pkg/api_pb2.py": FileRole.GENERATED,
+    "pkg/api_pb2_grpc.py": FileRole.GENERATED,
+    "examples/quickstart.py": FileRole.EXAMPLE,
+    "pkg/testing.py": FileRole.SOURCE,  # a module named testing is product code
+    # Go
+    "internal/store/store.go": FileRole.SOURCE,
+    "internal/store/store_test.go": FileRole.TEST,
+    "internal/store/testdata/input.go": FileRole.TEST,
+    "api/v1/api.pb.go": FileRole.GENERATED,
+    "apis/zz_generated.deepcopy.go": FileRole.GENERATED,
+    "examples/server/main.go": FileRole.EXAMPLE,
+    "examples/server/main_test.go": FileRole.TEST,  # test beats example
+    # JavaScript / TypeScript
+    "web/cart.js": FileRole.SOURCE,
+    "web/cart.test.js": FileRole.TEST,
+    "web/Badge.spec.tsx": FileRole.TEST,
+    "web/__tests__/user.ts": FileRole.TEST,
+    "web/api.generated.ts": FileRole.GENERATED,
+    "src/__generated__/schema.ts": FileRole.GENERATED,
+    "demo/app.ts": FileRole.EXAMPLE,
+    # Java
+    "src/main/java/a/Greeter.java": FileRole.SOURCE,
+    "src/test/java/a/GreeterTest.java": FileRole.TEST,
+    "src/main/java/a/GreeterIT.java": FileRole.TEST,
+    "samples/Hello.java": FileRole.EXAMPLE,
+    "src/main/java/com/example/shop/Cart.java": FileRole.SOURCE,  # a package, seen in gson
+    # Rust
+    "src/lib.rs": FileRole.SOURCE,
+    "tests/integration.rs": FileRole.TEST,
+    "benches/speed.rs": FileRole.TEST,
+    "examples/cli.rs": FileRole.EXAMPLE,
+    # C / C++
+    "src/buffer.c": FileRole.SOURCE,
+    "src/buffer_test.cc": FileRole.TEST,
+    "src/buffer_unittest.cpp": FileRole.TEST,
+    "proto/msg.pb.cc": FileRole.GENERATED,
+}
+
+
+@pytest.mark.parametrize(("path", "role"), ROLES.items())
+def test_role_of_each_ecosystem_path(path: str, role: FileRole) -> None:
+    assert file_role(path)[0] is role
+
+
+def write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+# The issue's case: a hand-written class of 34 lines, one of them a 1,200-character doc comment.
+TS_CLASS = (
+    "/**\n * " + "Explains the cart's rounding rules in one very long line. " * 20 + "\n */\n"
+    "export class Cart {\n"
+    + "".join(f"  private item{i}: number = {i};\n" for i in range(28))
+    + "  total(): number { return 0; }\n}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (TS_CLASS, None),
+        ("var a=1;" * 500 + "\n", "1 of 1 lines over 300 chars"),
+        (  # a bundle under a license header: few long lines hold nearly all of the text
+            "/*!\n * lib v1.2.3\n * (c) ACME\n * MIT license\n */\n" + "var a=1;" * 2000 + "\n",
+            "100% of the text in 1 lines over 1000 chars",
+        ),
+        (("f(" + "x," * 200 + ");\n") * 6 + "g();\n" * 4, "6 of 10 lines over 300 chars"),
+        ("const s = '" + "x" * 900 + "';\n" + "f();\n" * 9, None),  # one long string literal
+        (
+            "const s = '" + "x" * 2000 + "';\n" + "f();\n" * 9,
+            "98% of the text in 1 lines over 1000 chars",
+        ),
+        ("", None),
+    ],
+)
+def test_minified_is_judged_by_the_files_shape(text: str, why: str | None) -> None:
+    assert sources._minified(text) == why
+
+
+def test_the_issues_typescript_class_is_audited(tmp_path: Path) -> None:
+    assert len(TS_CLASS.splitlines()) == 34 and max(map(len, TS_CLASS.splitlines())) > 1000
+    write(tmp_path, "web/cart.ts", TS_CLASS)
+    [found] = scan(tmp_path)
+    assert (found.skip_reason, found.role) == (None, FileRole.SOURCE)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    for i in range(10):
+        write(root, f"pkg/mod{i}.py", MODULE.format(i=i))
+        write(root, f"tests/test_mod{i}.py", MODULE.format(i=100 + i))
+    write(root, "examples/demo.py", MODULE.format(i=99))
+    write(root, "pkg/gen.py", "# Code generated by hand-rolled codegen. DO NOT EDIT.\nx = 1\n")
+    return root
+
+
+def test_scan_selects_roles_and_says_why_the_rest_is_skipped(repo: Path) -> None:
+    files = {f.path: f for f in scan(repo)}  # default: source only
+    assert (files["pkg/mod0.py"].skip_reason, files["pkg/mod0.py"].role) == (None, "source")
+    test = files["tests/test_mod0.py"]
+    assert (test.skip_reason, test.detail, test.role, test.sha256) == (
+        SkipReason.TEST, "tests/", FileRole.TEST, None,
+    )  # fmt: skip
+    assert (files["examples/demo.py"].skip_reason, files["examples/demo.py"].detail) == (
+        SkipReason.EXAMPLE, "examples/",
+    )  # fmt: skip
+    gen = files["pkg/gen.py"]
+    assert (gen.skip_reason, gen.detail, gen.role) == (
+        SkipReason.GENERATED, "Code generated", FileRole.GENERATED,
+    )  # fmt: skip
+
+    files = {f.path: f for f in scan(repo, roles=(FileRole.TEST, FileRole.GENERATED))}
+    assert files["pkg/mod0.py"].skip_reason is SkipReason.SOURCE
+    test = files["tests/test_mod0.py"]
+    assert (test.skip_reason, test.detail, test.role) == (None, "tests/", FileRole.TEST)
+    assert test.sha256 is not None
+    assert (files["pkg/gen.py"].skip_reason, files["pkg/gen.py"].role) == (None, "generated")
+
+
+def test_roles_are_an_audit_option_sorted_and_known() -> None:
+    options = audit.AuditOptions.model_validate({"roles": ["test", "source", "test"]})
+    assert options.roles == (FileRole.SOURCE, FileRole.TEST)
+    default = audit.AuditOptions.model_validate({})
+    assert default.roles == (FileRole.SOURCE,)
+    assert options.model_dump(mode="json")["roles"] == ["source", "test"]
+    for bad in ((), ("tests",)):
+        with pytest.raises(ValidationError):
+            audit.AuditOptions.model_validate({"roles": bad})
+    assert file_roles("source, example") == (FileRole.SOURCE, FileRole.EXAMPLE)
+    # Part of what a run is reused and compared by, and of what the API enqueues.
+    rule = AcceptanceRule()
+    assert incremental.fingerprint(
+        options=options, rule=rule, model="m"
+    ) != incremental.fingerprint(options=default, rule=rule, model="m")
+    body = AuditRequest.model_validate({"location": "/r", "options": {"roles": ["test"]}})
+    assert body.options.roles == (FileRole.TEST,)
+    with pytest.raises(ValidationError):
+        AuditRequest.model_validate({"location": "/r", "options": {"roles": ["docs"]}})
+
+
+def test_audit_rejects_an_unknown_role(repo: Path) -> None:
+    result = CliRunner().invoke(cli.main, ["audit", str(repo), "--roles", "source,docs"])
+    assert result.exit_code == 2
+    assert "'source,docs': choose from source, test, example, generated" in result.output
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
+
+
+def plan(sessions: sessionmaker[Session], repo: Path, roles: tuple[FileRole, ...]) -> int:
+    checkout = sources.Checkout(root=repo, origin=str(repo), commit="c0ffee", ref="main")
+    options = audit.AuditOptions.model_validate({"per_file": 3, "max_points": 60, "roles": roles})
+    return audit.plan_run(sessions, checkout=checkout, options=options, rule=RULE)
+
+
+def test_reports_and_comparisons_break_down_by_role(
+    sessions: sessionmaker[Session], repo: Path
+) -> None:
+    both = (FileRole.SOURCE, FileRole.TEST)
+    first, second = plan(sessions, repo, both), plan(sessions, repo, both)
+    only_source = plan(sessions, repo, (FileRole.SOURCE,))
+    answer(sessions, first, noise(1))
+    answer(sessions, second, lambda key: 1.0 if key.startswith("tests/") else noise(1)(key))
+    answer(sessions, only_source, noise(1))
+    with sessions() as session:
+        roles = dict(
+            session.execute(select(File.path, File.role).where(File.run_id == first)).all()
+        )
+        report = reports.run_report(session, run_id=first)
+        narrow = reports.run_report(session, run_id=only_source)
+        found = compare.compare_runs(session, run_a=first, run_b=second)
+    assert roles["tests/test_mod3.py"] == "test" and roles["pkg/mod3.py"] == "source"
+    assert roles["examples/demo.py"] == "example" and roles["pkg/gen.py"] == "generated"
+
+    assert [row.key for row in report.by_role] == ["source", "test"]
+    assert sum(row.points for row in report.by_role) == report.totals.points == 60
+    assert all("acceptance_rate" in row.intervals for row in report.by_role)
+    assert report.skipped == {"example": 1, "generated": 1}
+    assert [row.key for row in narrow.by_role] == ["source"]
+    assert narrow.skipped == {"example": 1, "generated": 1, "test": 10}
+
+    by_role = {g.key: g for g in found.groups if g.grouping == "role"}
+    assert set(by_role) == {"source", "test"}
+    assert sum(g.pairs for g in by_role.values()) == found.pairs == 60
+    source = {m.metric: m for m in by_role["source"].metrics}
+    assert source["es_rapidfuzz"].difference == 0.0  # only the tests changed
+    tests = {m.metric: m for m in by_role["test"].metrics}
+    assert tests["es_rapidfuzz"].b == 1.0 and tests["es_rapidfuzz"].difference > 0
+
+
+def test_report_json_and_table_show_roles(
+    sessions: sessionmaker[Session], repo: Path, cli_env: None
+) -> None:
+    run_id = plan(sessions, repo, (FileRole.SOURCE, FileRole.TEST))
+    answer(sessions, run_id, noise(2))
+    shown = CliRunner().invoke(cli.main, ["report", str(run_id), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert [row["key"] for row in json.loads(shown.output)["by_role"]] == ["source", "test"]
+    table = CliRunner().invoke(cli.main, ["report", str(run_id)])
+    assert table.exit_code == 0, table.output
+    assert "by file role" in table.output
+    shown = CliRunner().invoke(cli.main, ["compare", str(run_id), str(run_id)])
+    assert shown.exit_code == 0, shown.output
+    assert "by role" in shown.output
+
+
+__all__ = ["cli_env"]  # a fixture, imported to be used here
+
+
+def test_migration_gives_earlier_files_their_role(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, revision="0008")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO repositories (id, origin, name, created_at) VALUES (1, 'o', 'n', :t)"
+            ),
+            {"t": "2026-01-01 00:00:00"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO runs (id, repository_id, status, profile, config, acceptance_rule,"
+                " created_at, points_total, distributed) VALUES (1, 1, 'done', 'l2r', '{}', '{}',"
+                " :t, 0, 0)"
+            ),
+            {"t": "2026-01-01 00:00:00"},
+        )
+        old = {
+            "pkg/core.py": None,
+            "tests/test_core.py": None,
+            "examples/demo.go": None,
+            "api/api.pb.go": None,
+            "pkg/gen.py": "generated",  # skipped for its header marker
+        }
+        for n, (path, skip) in enumerate(old.items()):
+            connection.execute(
+                text(
+                    "INSERT INTO files (id, run_id, path, size, skip_reason)"
+                    " VALUES (:id, 1, :path, 1, :skip)"
+                ),
+                {"id": n + 1, "path": path, "skip": skip},
+            )
+    upgrade(url)
+    with engine.connect() as connection:
+        roles: dict[str, str] = dict(connection.execute(text("SELECT path, role FROM files")).all())
+    engine.dispose()
+    assert roles == {
+        "pkg/core.py": "source",
+        "tests/test_core.py": "test",
+        "examples/demo.go": "example",
+        "api/api.pb.go": "generated",
+        "pkg/gen.py": "generated",
+    }
