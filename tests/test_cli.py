@@ -133,6 +133,8 @@ def test_option_defaults_and_bounds_are_the_models() -> None:
         field = AuditOptions.model_fields[name]
         if name == "context":
             assert params[name].default == field.default.value
+        elif name == "roles":
+            assert params[name].default == ",".join(field.default)
         elif name != "profile":
             assert params[name].default == field.default, name
             assert params[name].type.min == field.metadata[0].ge  # type: ignore[attr-defined]
