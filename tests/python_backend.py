@@ -2,7 +2,7 @@
 
 A stand-in `triton_python_backend_utils` carries tensors as plain numpy arrays and a request as a
 dict of them, so a test calls a model's `initialize` / `execute` directly and reads its outputs.
-The real server runs the same files in tests/test_server.py.
+The real server runs the same files in tests/test_local_triton.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 tests/python_backend.py stands in for Triton, so the token-level rules (BOS, padding, TensorRT-LLM
 word lists, beams, the stand-in's device) are checked fast and with hand-computed values.
-The real server runs the same files in tests/test_server.py.
+The real server runs the same files in tests/test_local_triton.py.
 """
 
 from __future__ import annotations

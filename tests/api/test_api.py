@@ -31,6 +31,7 @@ import httpx
 import pytest
 import redis
 from devtools import chromium as devtools_chromium
+from paths import POLYGLOT
 from sqlalchemy import select
 
 from aixaudit import audit, incremental, jobs, sources
@@ -42,7 +43,6 @@ from aixaudit.store.tables import File, Point, Repository
 pytestmark = pytest.mark.services  # a real uvicorn server, Redis, Chromium
 
 AIXAUDIT = Path(sys.executable).with_name("aixaudit")
-POLYGLOT = Path(__file__).resolve().parent / "fixtures" / "polyglot"
 OTHER_ORIGIN = "git@example.com:team/other.git"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 UNREACHABLE = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from devtools import Browser, Page
 from devtools import chromium as devtools_chromium
+from paths import TESTS
 from test_api import (
     COMPARED_POINTS,
     FAILED_IN_A,
@@ -30,7 +31,7 @@ from aixaudit.cli.shared import percent
 
 pytestmark = pytest.mark.services  # a real uvicorn server, Redis, Chromium
 
-OUTPUT = Path(__file__).resolve().parent / "output"
+OUTPUT = TESTS / "output"
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from paths import ROOT
 from sqlalchemy import Engine, delete, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
@@ -37,7 +38,6 @@ from aixaudit.store.tables import (
     Suggestion,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 TABLES = {
     "repositories", "runs", "files", "blobs", "points", "suggestions", "metrics", "scores",
     "schedules", "run_deltas", "context_outlines",

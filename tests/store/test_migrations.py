@@ -22,6 +22,7 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner
+from paths import ROOT
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -53,7 +54,6 @@ from aixaudit.store.db import (
     upgrade,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 ROWS_PER_TABLE = 3
 # Oldest first; "base" is the empty database.
 REVISIONS = [
