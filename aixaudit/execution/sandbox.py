@@ -141,6 +141,11 @@ class Sandbox:
         self._expose = [Path(p).resolve() for p in expose]
 
     @property
+    def root(self) -> Path:
+        """Where the copy is, as the commands see it."""
+        return self._layers.merged
+
+    @property
     def upper(self) -> Path:
         """What the runs wrote or were given, as the host sees it (a file a test writes in the
         copy, such as a coverage data file, is read from here)."""
@@ -217,9 +222,11 @@ class Sandbox:
     def _nobody_can_run(self, program: str) -> bool:
         """Whether `nobody` can read the checkout and run the program. Paths under an exposed
         directory are judged as the sandbox shows them (mounted under a home open to all)."""
-        resolved = Path(shutil.which(program) or program).resolve()
+        found = Path(shutil.which(program) or program).absolute()
         checkout_open = self.checkout.stat().st_mode & 0o005 == 0o005
-        return checkout_open and _others_can_reach(resolved, self._expose)
+        return checkout_open and all(
+            _others_can_reach(path, self._expose) for path in (found, found.resolve())
+        )
 
     def _script(
         self, argv: Sequence[str], *, limits: Limits, env: Mapping[str, str], cwd: str, user: str
