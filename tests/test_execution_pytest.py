@@ -4,6 +4,7 @@ tests execute which lines), and runs with a change that passes and one that brea
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,11 @@ pytestmark = pytest.mark.skipif(available() is not None, reason=f"no sandbox: {a
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # Not under /tmp or the home directory: the sandbox covers those.
     directory = Path("/var/tmp") / f"aixaudit-test-cache-{tmp_path_factory.getbasetemp().name}"
     directory.mkdir(exist_ok=True)
-    yield directory  # type: ignore[misc]
+    yield directory
     shutil.rmtree(directory, ignore_errors=True)
 
 
