@@ -23,6 +23,7 @@ from aixaudit.store import db
 
 CONTROL_QUEUE = "aixaudit"  # planning, finishing runs, nightly checks: short tasks
 POINTS_QUEUE = "aixaudit.points"  # chunks of points: the long tasks
+EXECUTION_QUEUE = "aixaudit.execution"  # repositories' own tests run on suggestions: CPU-bound
 
 
 def make_app(settings: Settings) -> Celery:
@@ -44,8 +45,11 @@ def make_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_s,
         task_default_queue=CONTROL_QUEUE,
-        task_queues=(Queue(CONTROL_QUEUE), Queue(POINTS_QUEUE)),
-        task_routes={"workers.tasks.complete_chunk": {"queue": POINTS_QUEUE}},
+        task_queues=(Queue(CONTROL_QUEUE), Queue(POINTS_QUEUE), Queue(EXECUTION_QUEUE)),
+        task_routes={
+            "workers.tasks.complete_chunk": {"queue": POINTS_QUEUE},
+            "workers.tasks.execute_suggestions": {"queue": EXECUTION_QUEUE},
+        },
         timezone="UTC",
         enable_utc=True,
         beat_schedule={

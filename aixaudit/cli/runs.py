@@ -14,10 +14,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit import ablation, audit, history, sources
 from aixaudit.config import Settings, get_settings
+from aixaudit.execution.verify import ExecutionOptions
 from aixaudit.store import context as stored_context
 from aixaudit.store import control, queries, reports
 from aixaudit.store.tables import RunStatus
 
+from .execute import (
+    execute_here,
+    execution_options,
+    options_from,
+    request_execution,
+    show_execution,
+)
 from .shared import (
     HEADLINE,
     audit_options,
@@ -51,6 +59,8 @@ NOTHING_TO_AUDIT = "nothing to audit: no file has a completion point"
 )
 @click.option("--wait", is_flag=True, help="With --distributed: follow the run, then report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--execute", is_flag=True, help="Then run the repository's tests on the suggestions.")
+@execution_options
 def audit_command(
     location: str,
     ref: str | None,
@@ -58,6 +68,7 @@ def audit_command(
     distributed: bool,
     wait: bool,
     as_json: bool,
+    execute: bool,
     **choices: Any,
 ) -> None:
     """Audit the repository at LOCATION (a path or a git URL) and store the results.
@@ -67,12 +78,13 @@ def audit_command(
     Exits 3 when the run ends failed or partial, 128 + N on signal N (the run is finished).
     """
     strategies = choices["context"]
+    execution = options_from(choices) if execute else None
     if distributed:
         if len(strategies) > 1:
             raise click.UsageError("An ablation (several --context strategies) runs here only.")
         if triton_url:
             raise click.UsageError("With --distributed, the workers' AIXAUDIT_TRITON_URL applies.")
-        _audit_distributed(location, ref, choices, wait=wait, as_json=as_json)
+        _audit_distributed(location, ref, choices, wait=wait, as_json=as_json, execute=execution)
         return
     if wait:
         raise click.UsageError("--wait goes with --distributed.")
@@ -110,6 +122,9 @@ def audit_command(
         show_report(sessions, run_ids[0], as_json)
     else:
         show_group(sessions, run_ids[0], as_json)
+    if execution is not None:
+        for run_id in run_ids:
+            show_execution(execute_here(settings, sessions, run_id, execution), as_json)
     for status in statuses:
         exit_for(status)
 
@@ -231,7 +246,13 @@ POLL_S = 0.5  # how often `status` and `--wait` read a run's progress
 
 
 def _audit_distributed(
-    location: str, ref: str | None, choices: dict[str, Any], *, wait: bool, as_json: bool
+    location: str,
+    ref: str | None,
+    choices: dict[str, Any],
+    *,
+    wait: bool,
+    as_json: bool,
+    execute: ExecutionOptions | None,
 ) -> None:
     """Plan here (this machine has the checkout; file texts go to the database, so any worker
     can answer) and enqueue the points for the workers."""
@@ -249,6 +270,8 @@ def _audit_distributed(
         model=settings.model,
         distributed=True,
     )
+    if execute is not None:
+        request_execution(sessions, run_id, execute)
     dispatch_run.apply_async((run_id,), ignore_result=True)
     with sessions() as session:
         points = queries.get_run(session, run_id=run_id).points_total

@@ -236,10 +236,11 @@ class Sandbox:
         copy then turns read-only, and the fresh tmpfs mounts come last."""
         merged, home, q = self._layers.merged, Path.home(), shlex.quote
         tmpfs = f"mount -n -t tmpfs -o size={limits.tmp_bytes},mode=1777 tmpfs"
-        exposed = [p for p in self._expose if p.is_relative_to(home)]
+        covered = _covered()
+        exposed = [p for p in self._expose if any(p.is_relative_to(c) for c in covered)]
         staged = [self._layers.scratch / f"expose{i}" for i in range(len(exposed))]
         lines = ["mount -n --make-rprivate /", _overlay_mount(self._layers, self.checkout)]
-        for path, stage in zip(exposed, staged, strict=True):  # before home is covered
+        for path, stage in zip(exposed, staged, strict=True):  # before they are covered
             lines += [
                 f"mkdir -p {q(str(stage))}",
                 f"mount -n --bind {q(str(path))} {q(str(stage))}",
@@ -249,10 +250,10 @@ class Sandbox:
             f'[ "$m" = {q(str(merged))} ] || mount -n -o remount,bind,ro "$m" 2>/dev/null || true; '
             "done"
         )
-        lines += [f"{tmpfs} {q(str(home))}", f"chmod 0755 {q(str(home))}"]
+        lines += [f"{tmpfs} {q(str(c))}" for c in covered]
+        lines.append(f"chmod 0755 {q(str(home))}")
         for path, stage in zip(exposed, staged, strict=True):
             lines += [f"mkdir -p {q(str(path))}", f"mount -n --move {q(str(stage))} {q(str(path))}"]
-        lines += [f"{tmpfs} /tmp", f"{tmpfs} /dev/shm"]
         run_env = {key: os.environ[key] for key in PASSED_ENV if key in os.environ}
         run_env |= {"HOME": str(home), "TMPDIR": "/tmp"} | dict(env)
         assignments = " ".join(q(f"{key}={value}") for key, value in run_env.items())
@@ -268,16 +269,24 @@ class Sandbox:
         return "\n".join(lines)
 
 
+def _covered() -> list[Path]:
+    """The directories each command gets a fresh tmpfs over."""
+    return [Path.home(), Path("/tmp"), Path("/dev/shm")]
+
+
 def _others_can_reach(path: Path, exposed: Sequence[Path]) -> bool:
-    """Whether a user in no group of the owner can traverse to `path` and read it."""
-    home = Path.home()
-    chain = [path, *path.parents]
-    for part in chain:
-        if part == home and any(p.is_relative_to(home) for p in exposed):
-            continue  # the sandbox covers home with a tmpfs open to all
-        mode = part.stat().st_mode
+    """Whether a user in no group of the owner can traverse to `path` and read it, as the
+    sandbox shows it: above an exposed directory that lies in a covered one, the sandbox makes
+    the directories afresh, open to all."""
+    covered = _covered()
+    for part in [path, *path.parents]:
+        recreated = any(part in root.parents for root in exposed if root != part) and any(
+            part.is_relative_to(c) for c in covered
+        )
+        if recreated:
+            continue
         needed = 0o005 if part.is_dir() else 0o004
-        if mode & needed != needed:
+        if part.stat().st_mode & needed != needed:
             return False
     return True
 

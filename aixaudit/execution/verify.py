@@ -22,8 +22,9 @@ from aixaudit.execution.pytest_runner import PytestRunner
 from aixaudit.execution.runner import Baseline, NotRunnable, Prepared, Runner, TestRun
 from aixaudit.execution.sandbox import Limits
 from aixaudit.scoring import Metric
-from aixaudit.sources import Checkout
+from aixaudit.sources import Checkout, checkout, is_git_url
 from aixaudit.store import executions as store
+from aixaudit.store.executions import run_origin
 from aixaudit.store.queries import get_run
 
 TESTS_PASSED = Metric(
@@ -43,11 +44,11 @@ class ExecutionOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_points: int = Field(50, ge=1, le=1_000_000)
-    max_test_s: float = Field(1800.0, gt=0, le=7 * 86_400)  # wall seconds of test runs
-    seed: int = Field(0, ge=-(2**63), le=2**63 - 1)
-    wall_s: float = Field(300.0, gt=0, le=86_400)  # one test run
-    memory_bytes: int = Field(4 << 30, ge=1 << 26)
+    max_points: int = Field(default=50, ge=1, le=1_000_000)
+    max_test_s: float = Field(default=1800.0, gt=0, le=7 * 86_400)  # wall seconds of test runs
+    seed: int = Field(default=0, ge=-(2**63), le=2**63 - 1)
+    wall_s: float = Field(default=300.0, gt=0, le=86_400)  # one test run
+    memory_bytes: int = Field(default=4 << 30, ge=1 << 26)
 
     def limits(self) -> Limits:
         return Limits(
@@ -74,21 +75,21 @@ def execute_run(
     session_factory: sessionmaker[Session],
     *,
     run_id: int,
-    checkout: Checkout,
+    source: Checkout,
     cache_dir: Path,
     options: ExecutionOptions,
 ) -> store.ExecutionReport:
-    """Execute the run's sampled suggestions on `checkout` (at the run's commit) and store
+    """Execute the run's sampled suggestions on `source` (at the run's commit) and store
     the results, replacing an earlier execution of the run; returns the run's figures."""
     with session_factory() as session:
         run = get_run(session, run_id=run_id)
         repository_id, commit = run.repository_id, run.commit
         points = store.executable_points(session, run_id=run_id)
-    if commit is not None and checkout.commit != commit:
+    if commit is not None and source.commit != commit:
         raise ExecutionError(
-            f"Run {run_id} audited commit {commit}; the checkout is at {checkout.commit}."
+            f"Run {run_id} audited commit {commit}; the checkout is at {source.commit}."
         )
-    root = checkout.root
+    root = source.root
     runner = pick_runner(root)
     prepared = (
         runner.prepare(root, cache_dir=cache_dir)
@@ -100,7 +101,7 @@ def execute_run(
     if isinstance(prepared, NotRunnable):
         facts = {"runner": runner.name if runner else None, "status": "not_runnable",
                  "reason": prepared.reason, "points_sampled": len(picked)}  # fmt: skip
-        _store(session_factory, run_id, facts, [])
+        _store(session_factory, run_id, facts, [], options)
     else:
         assert runner is not None
         baseline, baseline_cpu = _baseline(
@@ -116,7 +117,7 @@ def execute_run(
             "cpu_s": baseline_cpu + sum(row["cpu_s"] or 0.0 for row in rows),
             "test_s": sum(row["wall_s"] or 0.0 for row in rows),
         }
-        _store(session_factory, run_id, facts, rows)
+        _store(session_factory, run_id, facts, rows, options)
     with session_factory() as session:
         report = store.execution_report(session, run_id=run_id)
     assert report is not None
@@ -128,11 +129,29 @@ def _store(
     run_id: int,
     facts: dict[str, Any],
     rows: list[dict[str, Any]],
+    options: ExecutionOptions,
 ) -> None:
     with session_factory.begin() as session:
         store.replace_executions(
-            session, run_id=run_id, run=facts, executions=rows, metric=TESTS_PASSED
-        )
+            session, run_id=run_id, run=facts | {"options": options.model_dump()},
+            executions=rows, metric=TESTS_PASSED,
+        )  # fmt: skip
+
+
+def run_checkout(
+    session_factory: sessionmaker[Session],
+    *,
+    run_id: int,
+    cache_dir: Path,
+    allowed_roots: Sequence[Path] | None = None,
+) -> Checkout:
+    """The run's repository at the commit it audited: a git URL is checked out at that
+    commit, a local directory is taken as it is (execute_run refuses another commit)."""
+    with session_factory() as session:
+        run = get_run(session, run_id=run_id)
+        origin, commit = run_origin(session, run_id=run_id), run.commit
+    ref = commit if is_git_url(origin) else None
+    return checkout(origin, ref=ref, cache_dir=cache_dir, allowed_roots=allowed_roots)
 
 
 def _baseline(

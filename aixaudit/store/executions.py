@@ -21,6 +21,8 @@ from aixaudit.store.tables import (
     File,
     Metric,
     Point,
+    Repository,
+    Run,
     Score,
     Suggestion,
 )
@@ -28,6 +30,7 @@ from aixaudit.store.tables import (
 PASSED, FAILED = "passed", "failed"
 UNCOVERED, BASELINE_FAILING = "uncovered", "baseline_failing"
 EXECUTED = (PASSED, FAILED)
+REQUESTED = "requested"  # an execution_runs row before the execution
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,17 @@ def executable_points(session: Session, *, run_id: int) -> list[ExecutablePoint]
         .order_by(Point.id)
     )
     return [ExecutablePoint(**row._asdict()) for row in rows]
+
+
+def run_origin(session: Session, *, run_id: int) -> str:
+    """Where the run's repository came from (a path or a git URL)."""
+    origin = session.scalar(
+        select(Repository.origin)
+        .join(Run, Run.repository_id == Repository.id)
+        .where(Run.id == run_id)
+    )
+    assert origin is not None  # runs.repository_id is a non-null foreign key
+    return origin
 
 
 def get_coverage_map(
@@ -132,6 +146,18 @@ def replace_executions(
     )
 
 
+def request_execution(session: Session, *, run_id: int, options: Mapping[str, Any]) -> None:
+    """Ask for the run to be executed once its completions are in (on the workers)."""
+    session.execute(delete(ExecutionRun).where(ExecutionRun.run_id == run_id))
+    session.add(ExecutionRun(run_id=run_id, status=REQUESTED, options=dict(options)))
+
+
+def requested_options(session: Session, *, run_id: int) -> dict[str, Any] | None:
+    """The options of a pending request to execute the run; None when there is none."""
+    facts = session.get(ExecutionRun, run_id)
+    return facts.options if facts is not None and facts.status == REQUESTED else None
+
+
 @dataclass(frozen=True)
 class Verified:
     """Execution-verified beside textual acceptance over one group of executed points (the
@@ -165,7 +191,7 @@ class ExecutionReport:
 def execution_report(session: Session, *, run_id: int) -> ExecutionReport | None:
     """The run's execution figures; None when it was never executed."""
     facts = session.get(ExecutionRun, run_id)
-    if facts is None:
+    if facts is None or facts.status == REQUESTED:
         return None
     rows = session.execute(
         select(Execution.status, Execution.cpu_s, File.language, Point.kind, Suggestion.accepted)

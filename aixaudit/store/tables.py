@@ -332,8 +332,11 @@ class ExecutionRun(Base):
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     runner: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16))  # done, not_runnable
+    status: Mapped[str] = mapped_column(String(16))  # requested, done, not_runnable
     reason: Mapped[str | None]
+    # What was asked (aixaudit.execution.verify.ExecutionOptions): a run audited with
+    # --execute on the workers is executed once its completions are in.
+    options: Mapped[dict[str, Any] | None]
     points_sampled: Mapped[int] = mapped_column(Integer, default=0)
     cpu_s: Mapped[float] = mapped_column(Float, default=0.0)  # test runs, baseline included
     test_s: Mapped[float] = mapped_column(Float, default=0.0)  # wall time of the test runs

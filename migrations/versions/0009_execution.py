@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("runner", sa.String(length=32), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("options", sa.JSON(), nullable=True),
         sa.Column("points_sampled", sa.Integer(), nullable=False),
         sa.Column("cpu_s", sa.Float(), nullable=False),
         sa.Column("test_s", sa.Float(), nullable=False),
