@@ -47,7 +47,7 @@ def test_audit_execute_then_seeded_completions(tmp_path: Path, env: dict[str, st
     checkout = git_fixture(PYREPO, tmp_path / "pyrepo")
     done = subprocess.run(
         [str(AIXAUDIT), "audit", str(checkout.root), "--max-points", "1000", "--per-file",
-         "1000", "--min-chars", "1", "--max-new-tokens", "8", "--execute",
+         "1000", "--max-new-tokens", "8", "--execute",
          "--execute-max-points", "3", "--execute-wall-s", "120", "--json"],
         env=env, capture_output=True, text=True, timeout=1200, check=False,
     )  # fmt: skip

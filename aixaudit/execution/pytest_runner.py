@@ -156,19 +156,14 @@ class PreparedPytest(Prepared):
             return self._pytest(sandbox, ["-m", "pytest"], tests, limits)
 
     def _sandbox(self, changes: Mapping[str, str]) -> AbstractContextManager[Sandbox]:
-        tools = {
-            f"{TOOLS}/{PLUGIN}.py": resources.files(__package__ or "")
-            .joinpath("pytest_contexts.py")
-            .read_text(),
-            f"{TOOLS}/coveragerc": COVERAGE_RC,
-        }
         expose = [Path(sys.base_prefix), self.venv, Path(sysconfig.get_paths()["purelib"])]
-        return Sandbox.open(self.checkout, changes={**changes, **tools}, expose=expose)
+        return Sandbox.open(self.checkout, changes={**changes, **tool_files()}, expose=expose)
 
-    def _pytest(
-        self, sandbox: Sandbox, argv: list[str], tests: Sequence[str], limits: Limits
-    ) -> TestRun:
-        root = sandbox.root
+    def command(
+        self, root: Path, argv: Sequence[str], tests: Sequence[str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """The command and environment that run `tests` in a copy at `root` holding
+        tool_files() (benchmarks/execute.py runs the same outside the sandbox)."""
         paths = [root / TOOLS, *([root / "src"] if (self.checkout / "src").is_dir() else []), root]
         env = {
             "PYTHONPATH": os.pathsep.join(map(str, paths)),
@@ -177,10 +172,22 @@ class PreparedPytest(Prepared):
         }
         command = [str(self.venv / "bin" / "python"), *argv, "-q", "-p", "no:cacheprovider",
                    "-p", PLUGIN, *tests]  # fmt: skip
+        return command, env
+
+    def _pytest(
+        self, sandbox: Sandbox, argv: list[str], tests: Sequence[str], limits: Limits
+    ) -> TestRun:
+        command, env = self.command(sandbox.root, argv, tests)
         outcome = sandbox.run(command, limits=limits, env=env)
         results = sandbox.upper / TOOLS / "results.jsonl"
         reports = results.read_text().splitlines() if results.is_file() else []
         return TestRun.from_outcome(outcome, *_tests(reports, tests))
+
+
+def tool_files() -> dict[str, str]:
+    """What every copy gets beside the checkout: the plug-in and coverage's settings."""
+    plugin = resources.files(__package__ or "").joinpath("pytest_contexts.py").read_text()
+    return {f"{TOOLS}/{PLUGIN}.py": plugin, f"{TOOLS}/coveragerc": COVERAGE_RC}
 
 
 def _tests(reports: list[str], asked: Sequence[str]) -> tuple[list[TestResult], str | None]:
