@@ -77,7 +77,7 @@ def test_execute_a_run(engine: Engine, tmp_path: Path, cache_dir: Path) -> None:
     )
 
     report = execute_run(
-        sessions, run_id=run_id, checkout=checkout, cache_dir=cache_dir,
+        sessions, run_id=run_id, source=checkout, cache_dir=cache_dir,
         options=ExecutionOptions(wall_s=120),
     )  # fmt: skip
     assert report.runner == "pytest" and report.status == "done", report.reason
@@ -100,7 +100,7 @@ def test_execute_a_run(engine: Engine, tmp_path: Path, cache_dir: Path) -> None:
         assert metric is not None and metric.definition == TESTS_PASSED.definition
 
     again = execute_run(
-        sessions, run_id=run_id, checkout=checkout, cache_dir=cache_dir,
+        sessions, run_id=run_id, source=checkout, cache_dir=cache_dir,
         options=ExecutionOptions(wall_s=120),
     )  # fmt: skip
     assert again.by_status == report.by_status
@@ -121,3 +121,26 @@ def test_sampling_is_deterministic_and_capped() -> None:
     assert len(first) == 10
     assert sample(list(reversed(points)), seed=3, cap=10) == first
     assert sample(points, seed=4, cap=10) != first
+
+
+def test_an_execution_asked_for_waits_for_the_completions(engine: Engine, tmp_path: Path) -> None:
+    """`audit --distributed --execute` stores the request; the workers' finalize reads it."""
+    checkout = git_fixture(PYREPO, tmp_path / "pyrepo")
+    sessions = session_factory(engine)
+    run_id = plan_run(sessions, checkout=checkout, options=AuditOptions(), rule=AcceptanceRule())
+    with sessions.begin() as session:
+        assert executions.requested_options(session, run_id=run_id) is None
+        executions.request_execution(session, run_id=run_id, options={"max_points": 7})
+    with sessions() as session:
+        assert executions.requested_options(session, run_id=run_id) == {"max_points": 7}
+        assert executions.execution_report(session, run_id=run_id) is None  # not yet executed
+
+
+def test_the_execution_task_has_a_queue_of_its_own() -> None:
+    from workers.celery import EXECUTION_QUEUE, app
+
+    route = app.amqp.router.route({}, "workers.tasks.execute_suggestions")
+    assert route["queue"].name == EXECUTION_QUEUE
+    assert (
+        app.amqp.router.route({}, "workers.tasks.complete_chunk")["queue"].name != EXECUTION_QUEUE
+    )
