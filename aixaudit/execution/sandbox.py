@@ -161,8 +161,9 @@ class Sandbox:
         scratch_dir: Path | None = None,
     ) -> Iterator[Sandbox]:
         """A copy of `checkout` with `changes` (relative path -> new text) applied. `expose`
-        lists host directories the commands need that may sit under the home directory (an
-        interpreter, a toolchain): they are mounted back, read-only, over the fresh home."""
+        lists host directories the commands need that may sit where the sandbox puts a fresh
+        tmpfs (an interpreter under the home directory, a virtual environment under /tmp):
+        they are mounted back there, read-only."""
         reason = available()
         if reason is not None:
             raise ExecutionError(f"No sandbox on this machine: {reason}.")
@@ -314,10 +315,11 @@ def _limit_self(limits: Limits, cgroup: Path | None) -> None:
     every process of the run inherits."""
     if cgroup is not None:
         (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+    else:  # per user, all of the user's processes: only where no cgroup counts the run's
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
