@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from execution_repos import PYREPO, git_fixture
 
 from aixaudit.execution.sandbox import available
-from tests.test_execution_verify import PYREPO, git_fixture
 
 AIXAUDIT = Path(sys.executable).with_name("aixaudit")
 

@@ -5,14 +5,13 @@ per commit, and executing again replaces the results. No model is asked."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from execution_repos import PYREPO, git_fixture
 from sqlalchemy import Engine, func, select
 
-from aixaudit import sources
 from aixaudit.audit import AuditOptions, plan_run
 from aixaudit.execution.sandbox import available
 from aixaudit.execution.verify import TESTS_PASSED, ExecutionOptions, execute_run, sample
@@ -21,21 +20,7 @@ from aixaudit.store import executions, queries
 from aixaudit.store.db import session_factory
 from aixaudit.store.tables import CoverageMap, Execution, Metric, Score
 
-PYREPO = Path(__file__).parent / "fixtures" / "execution" / "pyrepo"
-
 pytestmark = pytest.mark.skipif(available() is not None, reason=f"no sandbox: {available()}")
-
-
-def git_fixture(source: Path, destination: Path) -> sources.Checkout:
-    """A copy of a fixture repository, committed, as a checkout."""
-    shutil.copytree(source, destination)
-    destination.chmod(0o755)
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "fixture"]):
-        subprocess.run(
-            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-            cwd=destination, check=True,
-        )  # fmt: skip
-    return sources.checkout(str(destination), ref=None, cache_dir=destination.parent)
 
 
 @pytest.fixture
