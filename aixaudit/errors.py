@@ -10,7 +10,8 @@ AixauditError
 ├── ModelWeightsError    the CPU model's weights are missing or broken
 ├── RunNotFound          a run id that is not in the database
 ├── RepositoryNotFound   a repository id that is not in the database
-└── ComparisonError      two runs that cannot be compared (no shared points, too few)
+├── ComparisonError      two runs that cannot be compared (no shared points, too few)
+└── ExecutionError       tests cannot be run safely here (no sandbox)
 """
 
 from __future__ import annotations
@@ -58,3 +59,7 @@ class RepositoryNotFound(AixauditError):
 
 class ComparisonError(AixauditError):
     """Two runs share too few points to compare."""
+
+
+class ExecutionError(AixauditError):
+    """A repository's tests cannot be run safely here (no sandbox, a change outside the copy)."""

@@ -145,6 +145,8 @@ def reuse_unchanged(session_factory: sessionmaker[Session], *, run_id: int) -> i
         if source is None:
             return 0
         results = lineage.reusable_results(session, run_id=run_id, source_run_id=source.id)
+        for result in results:  # tests_passed (aixaudit.execution) held for that run's tests only
+            result["scores"] = {k: v for k, v in result["scores"].items() if k in METRICS}
         for start in range(0, len(results), _WRITE_BATCH):
             batch = results[start : start + _WRITE_BATCH]
             queries.add_results(session, results=batch, metrics=METRICS)

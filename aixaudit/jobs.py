@@ -22,6 +22,7 @@ from aixaudit.store.tables import RunStatus
 
 CONTROL_QUEUE = "aixaudit"  # planning, finishing runs, nightly checks: short tasks
 POINTS_QUEUE = "aixaudit.points"  # chunks of points: the long tasks
+EXECUTION_QUEUE = "aixaudit.execution"  # repositories' own tests run on suggestions: CPU-bound
 
 PLAN_AUDIT = "aixaudit.plan_audit"
 DISPATCH_RUN = "aixaudit.dispatch_run"
@@ -29,6 +30,7 @@ COMPLETE_CHUNK = "aixaudit.complete_chunk"
 FINALIZE_RUN = "aixaudit.finalize_run"
 FAIL_RUN = "aixaudit.fail_run"
 START_DUE_SCHEDULES = "aixaudit.start_due_schedules"
+EXECUTE_SUGGESTIONS = "aixaudit.execute_suggestions"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -45,8 +47,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_accept_content": ["json"],
         "result_expires": timedelta(days=1),
         "task_default_queue": CONTROL_QUEUE,
-        "task_queues": (Queue(CONTROL_QUEUE), Queue(POINTS_QUEUE)),
-        "task_routes": {COMPLETE_CHUNK: {"queue": POINTS_QUEUE}},
+        "task_queues": (Queue(CONTROL_QUEUE), Queue(POINTS_QUEUE), Queue(EXECUTION_QUEUE)),
+        "task_routes": {
+            COMPLETE_CHUNK: {"queue": POINTS_QUEUE},
+            EXECUTE_SUGGESTIONS: {"queue": EXECUTION_QUEUE},
+        },
         "timezone": "UTC",
         "enable_utc": True,
     }
@@ -82,6 +87,11 @@ def plan(
 def dispatch(*, run_id: int) -> None:
     """Enqueue a planned run's points for the workers (a worker builds the chunks)."""
     producer().send_task(DISPATCH_RUN, (run_id,), ignore_result=True)
+
+
+def execute(*, run_id: int, options: dict[str, Any]) -> None:
+    """Enqueue the execution of a run's suggestions (`aixaudit.execution`) on its own queue."""
+    producer().send_task(EXECUTE_SUGGESTIONS, (run_id, options), ignore_result=True)
 
 
 def resume(session_factory: sessionmaker[Session], *, run_id: int) -> tuple[RunStatus, int]:

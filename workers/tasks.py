@@ -3,6 +3,7 @@
     plan_audit (or the CLI plans, then dispatch_run)
       └─> dispatch: chord( complete_chunk(run, 16 point ids) x N ) ──> finalize_run
                                   (fail_run when a chunk fails for good)
+                                         └─> execute_suggestions, when asked (own queue)
 
 A chunk answers its points with `audit.complete_points`, many requests in flight from one
 asyncio loop. Every write is idempotent per point, so redelivered, retried or resumed chunks
@@ -30,8 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from aixaudit import audit, jobs, lifecycle, sources
 from aixaudit.config import get_settings
 from aixaudit.errors import ServerError, SourceError
+from aixaudit.execution import verify
 from aixaudit.scoring import AcceptanceRule
-from aixaudit.store import control, queries, schedules
+from aixaudit.store import control, executions, queries, schedules
 from aixaudit.store.tables import RunStatus
 from workers import context
 from workers.celery import app
@@ -184,7 +186,39 @@ def _finish(sessions: sessionmaker[Session], *, run_id: int, error: str | None) 
     threshold = get_settings().regression_threshold
     status = lifecycle.finish(sessions, run_id=run_id, threshold=threshold, error=error)
     logger.info("run %s %s", run_id, status.value)
+    if status in (RunStatus.DONE, RunStatus.PARTIAL):
+        with sessions() as session:
+            asked = executions.requested_options(session, run_id=run_id)
+        if asked is not None:
+            jobs.execute(run_id=run_id, options=asked)
     return status.value
+
+
+@app.task(
+    name=jobs.EXECUTE_SUGGESTIONS,
+    autoretry_for=(*TRANSIENT, SourceError),
+    **RETRY | {"max_retries": 3},
+)
+def execute_suggestions(run_id: int, options: dict[str, Any]) -> dict[str, int]:
+    """Run the repository's own tests against the run's stored suggestions (sandboxed; see
+    aixaudit.execution), on the execution queue so that test runs scale on workers of their
+    own; returns the points by outcome. Running it again replaces the run's execution."""
+    settings = get_settings()
+    sessions = context.sessions()
+    with sessions() as session:
+        origin = executions.run_origin(session, run_id=run_id)
+    # The clone is the sandboxes' read-only layer: no checkout may move it meanwhile.
+    with _checkout_lock(settings.repos_dir, origin):
+        source = verify.run_checkout(
+            sessions, run_id=run_id, cache_dir=settings.repos_dir,
+            allowed_roots=settings.allowed_roots,
+        )  # fmt: skip
+        report = verify.execute_run(
+            sessions, run_id=run_id, source=source, cache_dir=settings.data_dir / "execution",
+            options=verify.ExecutionOptions.model_validate(options),
+        )  # fmt: skip
+    logger.info("run %s executed: %s", run_id, report.by_status)
+    return report.by_status
 
 
 @app.task(name=jobs.START_DUE_SCHEDULES, autoretry_for=TRANSIENT, **RETRY)

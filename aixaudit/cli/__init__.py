@@ -1,6 +1,7 @@
 """The `aixaudit` command line: each command composes core functions and renders the result.
 
 runs.py      audit, report, runs, status, resume, cancel
+execute.py   execute a run's suggestions against the repository's own tests
 compare.py   compare two runs on their shared points
 schedule.py  nightly audits
 admin.py     serve, api, db, model-repo
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from . import admin, compare, runs, schedule
+from . import admin, compare, execute, runs, schedule
 from .shared import AixauditGroup
 
 
@@ -28,6 +29,7 @@ for command in (
     runs.status_command,
     runs.resume_command,
     runs.cancel_command,
+    execute.execute_command,
     compare.compare_command,
     schedule.schedule_group,
     admin.serve_command,

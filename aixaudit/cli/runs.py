@@ -13,10 +13,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit import jobs, lifecycle, sources
 from aixaudit.config import Settings, get_settings
+from aixaudit.execution.verify import ExecutionOptions
 from aixaudit.store import context as stored_context
 from aixaudit.store import control, queries, reports
 from aixaudit.store.tables import RunStatus
 
+from .execute import (
+    execute_here,
+    execution_options,
+    options_from,
+    request_execution,
+    show_execution,
+)
 from .shared import (
     TITLES,
     audit_options,
@@ -51,6 +59,8 @@ NOTHING_TO_AUDIT = "nothing to audit: no file has a completion point"
 )
 @click.option("--wait", is_flag=True, help="With --distributed: follow the runs, then report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--execute", is_flag=True, help="Then run the repository's tests on the suggestions.")
+@execution_options
 def audit_command(
     location: str,
     ref: str | None,
@@ -58,6 +68,7 @@ def audit_command(
     distributed: bool,
     wait: bool,
     as_json: bool,
+    execute: bool,
     **choices: Any,
 ) -> None:
     """Audit the repository at LOCATION (a path or a git URL) and store the results.
@@ -66,10 +77,11 @@ def audit_command(
     for the duration of the run. With --distributed, the workers' Triton server answers.
     Exits 3 when the run ends failed or partial, 128 + N on signal N (the run is finished).
     """
+    execution = options_from(choices) if execute else None
     if distributed:
         if triton_url:
             raise click.UsageError("With --distributed, the workers' AIXAUDIT_TRITON_URL applies.")
-        _audit_distributed(location, ref, choices, wait=wait, as_json=as_json)
+        _audit_distributed(location, ref, choices, wait=wait, as_json=as_json, execute=execution)
         return
     if wait:
         raise click.UsageError("--wait goes with --distributed.")
@@ -95,6 +107,9 @@ def audit_command(
     errors.print(f"{_named(run_ids)}: {points} points to complete in {checkout.origin}")
     statuses = _answer_here(settings, sessions, run_ids)
     _show(sessions, run_ids, as_json)
+    if execution is not None:
+        for run_id in run_ids:
+            show_execution(execute_here(settings, sessions, run_id, execution), as_json)
     for status in statuses:
         exit_for(status)
 
@@ -256,7 +271,13 @@ POLL_S = 0.5  # how often `status` and `--wait` read a run's progress
 
 
 def _audit_distributed(
-    location: str, ref: str | None, choices: dict[str, Any], *, wait: bool, as_json: bool
+    location: str,
+    ref: str | None,
+    choices: dict[str, Any],
+    *,
+    wait: bool,
+    as_json: bool,
+    execute: ExecutionOptions | None,
 ) -> None:
     """Plan here and enqueue each run's points for the workers (they finish and compare each
     run as `audit` does here)."""
@@ -264,6 +285,8 @@ def _audit_distributed(
     sessions = sessions_for(settings)
     checkout, run_ids = _plan(settings, sessions, location, ref, choices, distributed=True)
     for run_id in run_ids:
+        if execute is not None:
+            request_execution(sessions, run_id, execute)
         jobs.dispatch(run_id=run_id)
     with sessions() as session:
         points = queries.get_run(session, run_id=run_ids[0]).points_total

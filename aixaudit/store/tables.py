@@ -4,6 +4,7 @@
     File *─1 Blob (by sha256: the text, kept once per content)
     ContextOutline (by language, content and outline version: repository context, see context/)
     Run 1─* RunDelta; Run *─1 Run (baseline); Run *─1 Run (group); Schedule 1─* Run (nightly runs)
+    Run 1─1 ExecutionRun; Suggestion 1─1 Execution; Repository 1─* CoverageMap (by commit, runner)
 
 Deleting a run deletes everything under it (ON DELETE CASCADE, so SQLite needs foreign keys on;
 see db.py). The composite unique constraints lead with run_id, so they double as the run_id
@@ -303,3 +304,59 @@ class Score(Base):
     metric_name: Mapped[str] = mapped_column(String(64), primary_key=True)
     metric_version: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float)
+
+
+class CoverageMap(Base):
+    """Which tests execute which lines of a repository at one commit, and which pass there
+    (aixaudit.execution): made once per commit and runner, reused by every run on it."""
+
+    __tablename__ = "coverage_maps"
+    __table_args__ = (UniqueConstraint("repository_id", "commit", "runner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    commit: Mapped[str] = mapped_column(String(64))
+    runner: Mapped[str] = mapped_column(String(32))
+    lines: Mapped[dict[str, Any]]  # path -> line -> test ids
+    passing: Mapped[list[str]] = mapped_column(JSON)
+    whole_suite: Mapped[bool]  # a runner without per-test coverage: `files` map to the suite
+    files: Mapped[list[str]] = mapped_column(JSON)
+    cpu_s: Mapped[float] = mapped_column(Float)
+    wall_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExecutionRun(Base):
+    """How a run's suggestions were tested: the runner, why not when they could not be, and
+    what it cost. One row per run, replaced when the run is executed again."""
+
+    __tablename__ = "execution_runs"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    runner: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # requested, done, not_runnable
+    reason: Mapped[str | None]
+    # What was asked (aixaudit.execution.verify.ExecutionOptions): a run audited with
+    # --execute on the workers is executed once its completions are in.
+    options: Mapped[dict[str, Any] | None]
+    points_sampled: Mapped[int] = mapped_column(Integer, default=0)
+    cpu_s: Mapped[float] = mapped_column(Float, default=0.0)  # test runs, baseline included
+    test_s: Mapped[float] = mapped_column(Float, default=0.0)  # wall time of the test runs
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Execution(Base):
+    """One suggestion tested: `status` passed or failed (the tests ran), uncovered (no test
+    executes the point's lines) or baseline_failing (they fail without the suggestion too)."""
+
+    __tablename__ = "executions"
+
+    suggestion_id: Mapped[int] = mapped_column(
+        ForeignKey("suggestions.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    tests: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    failure: Mapped[str | None]
+    wall_s: Mapped[float | None] = mapped_column(Float)
+    cpu_s: Mapped[float | None] = mapped_column(Float)

@@ -3,7 +3,7 @@
 Rows of earlier runs get the role their path gives today (sources.file_role); files those runs
 skipped as generated (a header marker) get `generated`.
 
-Revision ID: 0009_file_roles
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-03
 """
@@ -18,7 +18,7 @@ from alembic import op
 
 from aixaudit.sources import FileRole, file_role
 
-revision: str = "0009_file_roles"
+revision: str = "0009"
 down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
