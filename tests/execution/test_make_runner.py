@@ -7,12 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from paths import FIXTURES
 
 from aixaudit.execution.make_runner import MakeRunner, PreparedMake
 from aixaudit.execution.runner import WHOLE_SUITE
 from aixaudit.execution.sandbox import Limits, available
 
-CREPO = Path(__file__).parent / "fixtures" / "execution" / "crepo"
+CREPO = FIXTURES / "execution" / "crepo"
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=f"no sandbox: {available()}")
 

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from paths import FIXTURES
 
 from aixaudit.execution.pytest_runner import PreparedPytest, PytestRunner
 from aixaudit.execution.runner import NotRunnable
 from aixaudit.execution.sandbox import Limits, available
 
-PYREPO = Path(__file__).parent / "fixtures" / "execution" / "pyrepo"
+PYREPO = FIXTURES / "execution" / "pyrepo"
 LIMITS = Limits(wall_s=120)
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=f"no sandbox: {available()}")

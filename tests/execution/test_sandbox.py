@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from paths import FIXTURES
 
 from aixaudit.errors import ExecutionError
 from aixaudit.execution.sandbox import Limits, Outcome, Sandbox, available
 
-HOSTILE = Path(__file__).parent / "fixtures" / "execution" / "hostile"
+HOSTILE = FIXTURES / "execution" / "hostile"
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=f"no sandbox: {available()}")
 

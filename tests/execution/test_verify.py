@@ -123,7 +123,7 @@ def test_an_execution_asked_for_waits_for_the_completions(engine: Engine, tmp_pa
 
 def test_the_execution_task_has_a_queue_of_its_own() -> None:
     from aixaudit.jobs import COMPLETE_CHUNK, EXECUTE_SUGGESTIONS, EXECUTION_QUEUE
-    from workers.celery import app
+    from workers.tasks import app  # the app with its tasks registered
 
     assert app.tasks[EXECUTE_SUGGESTIONS].name == EXECUTE_SUGGESTIONS  # registered under it
     route = app.amqp.router.route({}, EXECUTE_SUGGESTIONS)
