@@ -36,7 +36,7 @@ from .scoring import (
     suggested_lines_chars,
 )
 from .spans import SamplingPolicy, Span, find_spans, point_rank, sample_spans
-from .store import control, queries
+from .store import control, queries, rollups
 from .store.tables import RunStatus
 from .tokens import TokenCounter
 
@@ -526,6 +526,7 @@ def finish_run(
         if queries.move_run(
             session, run_id=run_id, to=status, only_from=control.ACTIVE, error=error
         ):
+            rollups.refresh(session, run_id=run_id)
             return status
         return RunStatus(queries.get_run(session, run_id=run_id).status)
 

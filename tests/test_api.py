@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from aixaudit import audit, history, sources
 from aixaudit.scoring import METRICS, AcceptanceRule
-from aixaudit.store import queries
+from aixaudit.store import queries, rollups
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import File, Point, Repository
 from workers.celery import CONTROL_QUEUE
@@ -121,6 +121,7 @@ def seed(url: str) -> Seeded:
             ]
             queries.add_results(session, results=rows, metrics=METRICS)
             queries.set_run_status(session, run_id=run_id, status=status)
+            rollups.refresh(session, run_id=run_id)  # as audit.finish_run does
 
     try:
         runs = {

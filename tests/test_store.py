@@ -40,7 +40,7 @@ from aixaudit.store.tables import (
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = {
     "repositories", "runs", "files", "blobs", "points", "suggestions", "metrics", "scores",
-    "schedules", "run_deltas", "context_outlines",
+    "schedules", "run_deltas", "context_outlines", "run_rollups",
 }  # fmt: skip
 
 

@@ -11,7 +11,19 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, bindparam, case, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -23,6 +35,7 @@ from aixaudit.store.tables import (
     Point,
     Repository,
     Run,
+    RunRollup,
     RunStatus,
     Score,
     Suggestion,
@@ -326,3 +339,25 @@ def move_run(
     )
     session.expire_all()
     return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+FINAL = [status.value for status in RunStatus if status.is_final]
+
+
+def fresh_rollups(
+    session: Session, *, run_ids: Collection[int], columns: Sequence[InstrumentedAttribute[Any]]
+) -> dict[int, Row[Any]]:
+    """The stored rollup `columns` of those runs that are final and finished when their
+    rollup was computed, by run id; any other run is computed from its rows."""
+    stmt = (
+        select(RunRollup.run_id, *columns)
+        .join(Run, and_(Run.id == RunRollup.run_id, Run.finished_at == RunRollup.finished_at))
+        .where(RunRollup.run_id.in_(list(run_ids)), Run.status.in_(FINAL))
+    )
+    return {row.run_id: row for row in session.execute(stmt)}
+
+
+def save_rollup(session: Session, *, run_id: int, values: Mapping[str, Any]) -> None:
+    """Replace the run's rollup (RunRollup columns but run_id)."""
+    session.execute(delete(RunRollup).where(RunRollup.run_id == run_id))
+    session.execute(insert(RunRollup), [{**values, "run_id": run_id}])

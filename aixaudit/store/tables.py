@@ -4,6 +4,7 @@
     File *─1 Blob (by sha256: the text, kept once per content)
     ContextOutline (by language, content and outline version: repository context, see context/)
     Run 1─* RunDelta; Run *─1 Run (baseline); Run *─1 Run (group); Schedule 1─* Run (nightly runs)
+    Run 1─1 RunRollup (the finished run's report, added up once)
 
 Deleting a run deletes everything under it (ON DELETE CASCADE, so SQLite needs foreign keys on;
 see db.py). The composite unique constraints lead with run_id, so they double as the run_id
@@ -301,3 +302,20 @@ class Score(Base):
     metric_name: Mapped[str] = mapped_column(String(64), primary_key=True)
     metric_version: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float)
+
+
+class RunRollup(Base):
+    """What a finished run's report and trend point add up, computed once when it finished:
+    reading a large run's report then costs one row, not a scan and a bootstrap. Valid only
+    while `finished_at` equals the run's (a resumed run finishes again, later)."""
+
+    __tablename__ = "run_rollups"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    finished_at: Mapped[datetime]
+    suggestions: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    reused: Mapped[int] = mapped_column(Integer)
+    report: Mapped[dict[str, Any]]  # reports.report_sections: files, breakdowns, metrics...
+    trend: Mapped[dict[str, Any]]  # trends.run_sums: counts, metric sums and intervals
