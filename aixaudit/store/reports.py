@@ -355,9 +355,11 @@ def retry_causes(session: Session, *, run_id: int) -> dict[str, int]:
     return dict(causes.most_common())
 
 
-def report_sections(session: Session, *, run_id: int, seed: int = SEED) -> ReportSections:
-    """The report's sections computed from the run's rows (aggregates and bootstraps): what a
-    rollup stores. Metric means assume one version of each metric per run."""
+def report_sections(
+    session: Session, *, run_id: int, points: ScoredPoints, seed: int = SEED
+) -> ReportSections:
+    """The report's sections computed from the run's rows and `points` (aggregates and
+    bootstraps): what a rollup stores. Metric means assume one version of each metric per run."""
     skipped = session.execute(
         select(File.skip_reason, func.count())
         .where(File.run_id == run_id, File.skip_reason.is_not(None))
@@ -372,7 +374,6 @@ def report_sections(session: Session, *, run_id: int, seed: int = SEED) -> Repor
         Suggestion.run_id == run_id,
     )
     metrics = session.scalars(select(Metric).where(used).order_by(Metric.name, Metric.version))
-    points = scored_points(session, run_id=run_id)
     [totals] = _breakdowns(session, run_id=run_id, group=None, points=points, seed=seed)
     return ReportSections(
         files=int(files or 0),
@@ -407,7 +408,8 @@ def run_report(session: Session, *, run_id: int, seed: int = SEED) -> RunReport:
     if run_id in stored:
         sections = ReportSections.from_json(stored[run_id].report)
     else:
-        sections = report_sections(session, run_id=run_id, seed=seed)
+        points = scored_points(session, run_id=run_id)
+        sections = report_sections(session, run_id=run_id, points=points, seed=seed)
     return RunReport(
         run=summary,
         config=run.config,

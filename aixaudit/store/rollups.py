@@ -15,13 +15,15 @@ from sqlalchemy.orm import Session
 from aixaudit.store import trends
 from aixaudit.store.queries import FINAL, save_rollup
 from aixaudit.store.reports import report_sections
+from aixaudit.store.scored import scored_rows
 from aixaudit.store.tables import Run, Suggestion
 
 
 def refresh(session: Session, *, run_id: int) -> None:
     """Compute and store the rollup of a run that has just finished (again)."""
     finished_at = session.scalar(select(Run.finished_at).where(Run.id == run_id))
-    sections = report_sections(session, run_id=run_id)
+    points = scored_rows(session, run_id=run_id)
+    sections = report_sections(session, run_id=run_id, points=points)
     reused = session.scalar(
         select(func.count(Suggestion.id)).where(Suggestion.run_id == run_id, Suggestion.reused)
     )
@@ -32,7 +34,8 @@ def refresh(session: Session, *, run_id: int) -> None:
         "accepted": sections.totals.accepted,
         "reused": int(reused or 0),
         "report": asdict(sections),
-        "trend": trends.rollup(session, run_id=run_id),
+        "trend": trends.rollup(session, run_id=run_id, points=points),
+        "points": points.to_bytes(),
     }
     save_rollup(session, run_id=run_id, values=values)
 

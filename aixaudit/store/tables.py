@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -318,4 +319,5 @@ class RunRollup(Base):
     accepted: Mapped[int] = mapped_column(Integer)
     reused: Mapped[int] = mapped_column(Integer)
     report: Mapped[dict[str, Any]]  # reports.report_sections: files, breakdowns, metrics...
-    trend: Mapped[dict[str, Any]]  # trends.run_sums: counts, metric sums and intervals
+    trend: Mapped[dict[str, Any]]  # trends.rollup: counts, metric sums and intervals
+    points: Mapped[bytes] = mapped_column(LargeBinary)  # scored.ScoredPoints.to_bytes

@@ -25,7 +25,7 @@ from aixaudit.stats import SEED, Interval, cluster_bootstrap, wilson
 from aixaudit.store.history import FINISHED
 from aixaudit.store.queries import fresh_rollups
 from aixaudit.store.reports import rate_of, tallies
-from aixaudit.store.scored import scored_points
+from aixaudit.store.scored import ScoredPoints, scored_points
 from aixaudit.store.tables import Repository, Run, RunRollup, Score, Suggestion
 
 # The metrics a trend follows, by name: their means per point are in TrendPoint.metrics.
@@ -176,7 +176,7 @@ def run_sums(session: Session, *, run_ids: Sequence[int]) -> dict[int, RunSums]:
 
 
 def intervals(
-    session: Session, *, run_ids: Sequence[int], counts: dict[str, int], seed: int = SEED
+    runs: Sequence[ScoredPoints], *, counts: dict[str, int], seed: int = SEED
 ) -> dict[str, Interval]:
     """A trend point's rate interval, and the bootstrap interval of each trend metric's mean
     over the files of its runs (a file seen by two runs of a day is one cluster)."""
@@ -184,7 +184,6 @@ def intervals(
     rate = wilson(counts["accepted"], counts["suggestions"])
     if rate is not None:
         found["acceptance_rate"] = rate
-    runs = [scored_points(session, run_id=run_id) for run_id in run_ids]
     table = np.column_stack(
         [
             np.concatenate([r.scores.get(name, np.full(len(r), np.nan)) for r in runs])
@@ -200,10 +199,10 @@ def intervals(
     return found
 
 
-def rollup(session: Session, *, run_id: int) -> dict[str, Any]:
+def rollup(session: Session, *, run_id: int, points: ScoredPoints) -> dict[str, Any]:
     """A finished run's trend point parts for its rollup: sums, and intervals with SEED."""
     [sums] = run_sums(session, run_ids=[run_id]).values()
-    found = intervals(session, run_ids=[run_id], counts=sums["counts"])
+    found = intervals([points], counts=sums["counts"])
     return sums | {"intervals": {name: asdict(interval) for name, interval in found.items()}}
 
 
@@ -255,6 +254,7 @@ def repository_trend(
             found_intervals = stored[only]["intervals"].items()
             known = {name: Interval(**value) for name, value in found_intervals}
         else:
-            known = intervals(session, run_ids=sums.run_ids, counts=sums.counts, seed=seed)
+            runs = [scored_points(session, run_id=run_id) for run_id in sums.run_ids]
+            known = intervals(runs, counts=sums.counts, seed=seed)
         points.append(sums.point(period, known))
     return points

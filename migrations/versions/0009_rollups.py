@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("reused", sa.Integer(), nullable=False),
         sa.Column("report", sa.JSON(), nullable=False),
         sa.Column("trend", sa.JSON(), nullable=False),
+        sa.Column("points", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["run_id"], ["runs.id"], name=op.f("fk_run_rollups_run_id_runs"), ondelete="CASCADE"
         ),
