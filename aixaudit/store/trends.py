@@ -254,7 +254,7 @@ def repository_trend(
             found_intervals = stored[only]["intervals"].items()
             known = {name: Interval(**value) for name, value in found_intervals}
         else:
-            runs = [scored_points(session, run_id=run_id) for run_id in sums.run_ids]
-            known = intervals(runs, counts=sums.counts, seed=seed)
+            scored = [scored_points(session, run_id=run_id) for run_id in sums.run_ids]
+            known = intervals(scored, counts=sums.counts, seed=seed)
         points.append(sums.point(period, known))
     return points
