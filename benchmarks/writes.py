@@ -119,9 +119,8 @@ def raw(engine: Engine) -> Writer:
 
     def write(batch: list[dict[str, Any]]) -> None:
         rows = [{k: v for k, v in r.items() if k != "scores"} for r in batch]
-        with engine.begin() as connection:
-            returning = Suggestion.__table__.c.id
-            stmt = insert(Suggestion.__table__).returning(returning, sort_by_parameter_order=True)
+        with engine.begin() as connection:  # a Connection: Core, whatever the statement names
+            stmt = insert(Suggestion).returning(Suggestion.id, sort_by_parameter_order=True)
             ids = connection.execute(stmt, rows).scalars().all()
             scores = [
                 {"suggestion_id": i, "metric_name": n, "metric_version": METRICS[n].version}
@@ -129,7 +128,7 @@ def raw(engine: Engine) -> Writer:
                 for i, result in zip(ids, batch, strict=True)
                 for n, value in result["scores"].items()
             ]
-            connection.execute(insert(Score.__table__), scores)
+            connection.execute(insert(Score), scores)
 
     return write
 
@@ -153,7 +152,7 @@ def measure(url: str, *, points: int, batch: int, rounds: int) -> list[float]:
             | {"name": m.name, "version": m.version}
             for m in METRICS.values()
         ]
-        connection.execute(insert(Metric.__table__), rows)
+        connection.execute(insert(Metric), rows)
     ratios = []
     try:
         for number in range(rounds):

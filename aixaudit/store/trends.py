@@ -155,6 +155,8 @@ def run_sums(session: Session, *, run_ids: Sequence[int]) -> dict[int, RunSums]:
     found: dict[int, RunSums] = {
         run_id: {"counts": dict.fromkeys(_COUNTED, 0), "metrics": {}} for run_id in run_ids
     }
+    if not found:
+        return found
     for row in session.execute(
         select(Suggestion.run_id, *tallies())
         .where(Suggestion.run_id.in_(run_ids))
