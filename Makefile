@@ -52,3 +52,5 @@ bench: setup
 	$(BIN)/python benchmarks/workers.py
 	$(BIN)/python benchmarks/faults.py
 	$(BIN)/python benchmarks/context.py
+	$(BIN)/python benchmarks/queries.py
+	$(BIN)/python benchmarks/writes.py
