@@ -60,3 +60,5 @@ bench: setup
 	$(BIN)/python benchmarks/context.py
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/capacity.py --gpu-rate $(GPU_RATE)
+	$(BIN)/python benchmarks/queries.py
+	$(BIN)/python benchmarks/writes.py

@@ -36,7 +36,7 @@ from .scoring import (
     suggested_lines_chars,
 )
 from .spans import SamplingPolicy, Span, pick_spans, point_rank
-from .store import control, queries
+from .store import control, queries, rollups
 from .store.rows import FileRow, ResultRow
 from .store.tables import RunStatus
 from .tokens import TokenCounter
@@ -539,6 +539,7 @@ def finish_run(
         if queries.move_run(
             session, run_id=run_id, to=status, only_from=control.ACTIVE, error=error
         ):
+            rollups.refresh(session, run_id=run_id)
             return status
         return RunStatus(queries.get_run(session, run_id=run_id).status)
 

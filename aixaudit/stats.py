@@ -10,7 +10,9 @@ seed give the same interval.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,17 +67,16 @@ def cluster_bootstrap(
     if k == 0:
         return [None] * table.shape[1]
     present = ~np.isnan(table)
-    counts = np.zeros((k, table.shape[1]))
-    sums = np.zeros((k, table.shape[1]))
-    np.add.at(counts, labels, present)
-    np.add.at(sums, labels, np.where(present, table, 0.0))
-    rng = np.random.default_rng(seed)
+    # Per-cluster tallies, added in observation order (as np.add.at would, many times faster).
+    values = np.where(present, table, 0.0)
+    counts = np.column_stack(
+        [np.bincount(labels, weights=present[:, c], minlength=k) for c in range(table.shape[1])]
+    ).reshape(k, table.shape[1])
+    sums = np.column_stack(
+        [np.bincount(labels, weights=values[:, c], minlength=k) for c in range(table.shape[1])]
+    ).reshape(k, table.shape[1])
     means = []
-    rows = max(1, _CELLS // k)
-    for start in range(0, resamples, rows):
-        drawn = rng.integers(0, k, (min(rows, resamples - start), k))
-        offsets = drawn + k * np.arange(drawn.shape[0])[:, None]
-        weights = np.bincount(offsets.ravel(), minlength=drawn.size).reshape(drawn.shape)
+    for weights in _weights(k, seed=seed, resamples=resamples):
         with np.errstate(invalid="ignore", divide="ignore"):
             means.append((weights @ sums) / (weights @ counts))
     distribution = np.concatenate(means)
@@ -89,6 +90,33 @@ def cluster_bootstrap(
         low, high = np.quantile(finite, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
         intervals.append(Interval(low=float(low), high=float(high), n=n))
     return intervals
+
+
+def _weights(k: int, *, seed: int, resamples: int) -> Iterator[npt.NDArray[np.int32]]:
+    """How often each resample draws each of k clusters (resamples x k, in chunks of at most
+    _CELLS): they depend on k and the seed only, so a small matrix is kept for the next
+    bootstrap of as many clusters (a report's or a comparison's groups)."""
+    if k * resamples <= _CELLS:
+        yield _kept_weights(k, seed, resamples)
+    else:
+        yield from _drawn_weights(k, seed=seed, resamples=resamples)
+
+
+@functools.lru_cache(maxsize=8)  # at most 8 x _CELLS int32
+def _kept_weights(k: int, seed: int, resamples: int) -> npt.NDArray[np.int32]:
+    [weights] = _drawn_weights(k, seed=seed, resamples=resamples)
+    weights.flags.writeable = False
+    return weights
+
+
+def _drawn_weights(k: int, *, seed: int, resamples: int) -> Iterator[npt.NDArray[np.int32]]:
+    rng = np.random.default_rng(seed)
+    rows = max(1, _CELLS // k)
+    for start in range(0, resamples, rows):
+        drawn = rng.integers(0, k, (min(rows, resamples - start), k))
+        offsets = drawn + k * np.arange(drawn.shape[0])[:, None]
+        counts = np.bincount(offsets.ravel(), minlength=drawn.size).reshape(drawn.shape)
+        yield counts.astype(np.int32)
 
 
 def mcnemar_exact(only_first: int, only_second: int) -> float:

@@ -43,7 +43,7 @@ def add_outlines(session: Session, *, outlines: Mapping[str, dict[str, Any]]) ->
     """Store outlines by key; one already stored (another worker's) is not written again."""
     if outlines:
         rows = [{"key": key, "outline": outline} for key, outline in outlines.items()]
-        session.execute(_insert_or_skip(session, ContextOutline, unique=["key"]), rows)
+        session.execute(_insert_or_skip(session, ContextOutline.__table__, unique=["key"]), rows)
 
 
 def copy_run(

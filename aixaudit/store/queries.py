@@ -11,7 +11,20 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, bindparam, case, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Row,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -24,6 +37,7 @@ from aixaudit.store.tables import (
     Point,
     Repository,
     Run,
+    RunRollup,
     RunStatus,
     Score,
     Suggestion,
@@ -48,10 +62,15 @@ class MetricSpec(Protocol):
     def higher_is_better(self) -> bool: ...
 
 
-def _insert_or_skip(session: Session, model: type[Any], *, unique: list[str]) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING on the unique columns, in the session's dialect."""
+def _insert(session: Session, table: FromClause) -> Any:
+    """A Core INSERT in the session's dialect, for ON CONFLICT clauses."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(model).on_conflict_do_nothing(index_elements=unique)
+    return dialect.insert(table)
+
+
+def _insert_or_skip(session: Session, table: FromClause, *, unique: list[str]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING on the unique columns."""
+    return _insert(session, table).on_conflict_do_nothing(index_elements=unique)
 
 
 def _ids_by(
@@ -71,7 +90,7 @@ def _ids_by(
 def get_or_create_repository(session: Session, *, origin: str, name: str) -> Repository:
     """The repository for `origin`; safe when two audits of the same origin start at once."""
     new = {"origin": origin, "name": name}
-    session.execute(_insert_or_skip(session, Repository, unique=["origin"]), [new])
+    session.execute(_insert_or_skip(session, Repository.__table__, unique=["origin"]), [new])
     return session.scalars(select(Repository).where(Repository.origin == origin)).one()
 
 
@@ -142,7 +161,7 @@ def add_blobs(session: Session, *, blobs: Mapping[str, str]) -> None:
     """Store file texts by content hash; a text already stored is not written again."""
     if blobs:
         rows = [{"sha256": sha, "text": text} for sha, text in blobs.items()]
-        session.execute(_insert_or_skip(session, Blob, unique=["sha256"]), rows)
+        session.execute(_insert_or_skip(session, Blob.__table__, unique=["sha256"]), rows)
 
 
 def get_blobs(session: Session, *, shas: Iterable[str]) -> dict[str, str]:
@@ -239,6 +258,7 @@ def add_results(
     {metric name: value}; `metrics` (aixaudit.scoring.METRICS) gives each name's version and
     definition. Safe to repeat (a redelivered task, a resumed run): a point that already has a
     good suggestion keeps it, and a failed request's row is replaced by the new result.
+    Three Core statements per call (metrics, suggestions, scores), each one executemany.
     """
     if not results:
         return
@@ -248,7 +268,7 @@ def add_results(
         raise ValueError(f"scores name metrics that are not registered: {', '.join(unknown)}")
     if used:
         session.execute(
-            _insert_or_skip(session, Metric, unique=["name", "version"]),
+            _insert_or_skip(session, Metric.__table__, unique=["name", "version"]),
             [
                 {
                     "name": name,
@@ -259,26 +279,55 @@ def add_results(
                 for name in used
             ],
         )
-    point_ids = [result["point_id"] for result in results]
-    session.execute(
-        delete(Suggestion).where(Suggestion.point_id.in_(point_ids), Suggestion.error.is_not(None))
+    by_point = {result["point_id"]: result for result in reversed(results)}  # first one wins
+    rows = _same_keys(
+        Suggestion.__table__,
+        [{k: v for k, v in result.items() if k != "scores"} for result in by_point.values()],
     )
-    rows = [{k: v for k, v in result.items() if k != "scores"} for result in results]
-    session.execute(_insert_or_skip(session, Suggestion, unique=["point_id"]), rows)
-    ids = _ids_by(session, Suggestion.point_id, Suggestion.id, point_ids)
+    written = session.execute(_write_suggestions(session), rows)
+    ids = {point_id: suggestion_id for point_id, suggestion_id in written}
     scores = [
         {
-            "suggestion_id": ids[result["point_id"]],
+            "suggestion_id": ids[point_id],
             "metric_name": name,
             "metric_version": metrics[name].version,
             "value": float(value),
         }
-        for result in results
+        for point_id, result in by_point.items()
+        if point_id in ids
         for name, value in result.get("scores", {}).items()
     ]
     if scores:
-        unique = ["suggestion_id", "metric_name"]
-        session.execute(_insert_or_skip(session, Score, unique=unique), scores)
+        session.execute(_insert(session, Score.__table__), scores)
+
+
+def _write_suggestions(session: Session) -> Any:
+    """INSERT a suggestion per point; on a point that has one, replace it only where it is a
+    failed request (a good answer is never replaced). RETURNING (point_id, id) of the rows
+    written, so only their scores are written: a kept answer keeps its own."""
+    table = Suggestion.__table__
+    stmt = _insert(session, table)
+    replaced = {c.name: stmt.excluded[c.name] for c in table.c if c.name not in ("id", "point_id")}
+    return stmt.on_conflict_do_update(
+        index_elements=["point_id"], set_=replaced, where=table.c.error.is_not(None)
+    ).returning(table.c.point_id, table.c.id)
+
+
+def _same_keys(table: FromClause, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with the keys of all of them (a missing one at its column's default): one
+    executemany statement binds one set of keys."""
+    keys = set().union(*rows)
+    if all(len(row) == len(keys) for row in rows):
+        return rows
+    defaults = {key: _default(table.c[key]) for key in keys}
+    return [defaults | row for row in rows]
+
+
+def _default(column: Any) -> Any:
+    default = column.default
+    if default is None:
+        return None
+    return default.arg(None) if default.is_callable else default.arg
 
 
 def set_run_status(
@@ -323,3 +372,25 @@ def move_run(
     )
     session.expire_all()
     return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+FINAL = [status.value for status in RunStatus if status.is_final]
+
+
+def fresh_rollups(
+    session: Session, *, run_ids: Collection[int], columns: Sequence[InstrumentedAttribute[Any]]
+) -> dict[int, Row[Any]]:
+    """The stored rollup `columns` of those runs that are final and finished when their
+    rollup was computed, by run id; any other run is computed from its rows."""
+    stmt = (
+        select(RunRollup.run_id, *columns)
+        .join(Run, and_(Run.id == RunRollup.run_id, Run.finished_at == RunRollup.finished_at))
+        .where(RunRollup.run_id.in_(list(run_ids)), Run.status.in_(FINAL))
+    )
+    return {row.run_id: row for row in session.execute(stmt)}
+
+
+def save_rollup(session: Session, *, run_id: int, values: Mapping[str, Any]) -> None:
+    """Replace the run's rollup (RunRollup columns but run_id)."""
+    session.execute(delete(RunRollup).where(RunRollup.run_id == run_id))
+    session.execute(insert(RunRollup), [{**values, "run_id": run_id}])

@@ -19,9 +19,18 @@ from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aixaudit.stats import SEED, Interval, cluster_bootstrap, wilson
-from aixaudit.store.queries import get_run
+from aixaudit.store.queries import fresh_rollups, get_run
 from aixaudit.store.scored import UNKNOWN, ScoredPoints, scored_points
-from aixaudit.store.tables import File, Metric, Point, Repository, Run, Score, Suggestion
+from aixaudit.store.tables import (
+    File,
+    Metric,
+    Point,
+    Repository,
+    Run,
+    RunRollup,
+    Score,
+    Suggestion,
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,11 @@ class Breakdown:
     metrics: dict[str, float]
     intervals: dict[str, Interval]
 
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> Breakdown:
+        intervals = {name: Interval(**found) for name, found in stored["intervals"].items()}
+        return cls(**{**stored, "intervals": intervals})
+
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -95,6 +109,36 @@ class BudgetFacts:
     prompts_truncated: int
     at_limit: int
     mean_queued_ms: float | None
+
+
+@dataclass(frozen=True)
+class ReportSections:
+    """The parts of a report computed from the run's rows: what its rollup stores."""
+
+    files: int
+    skipped: dict[str, int]
+    totals: Breakdown
+    by_language: list[Breakdown]
+    by_kind: list[Breakdown]
+    by_role: list[Breakdown]
+    metrics: list[MetricInfo]
+    retries: dict[str, int]
+    budgets: BudgetFacts
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> ReportSections:
+        """The sections from `asdict` of them (a rollup's JSON)."""
+        return cls(
+            files=stored["files"],
+            skipped=stored["skipped"],
+            totals=Breakdown.from_json(stored["totals"]),
+            by_language=[Breakdown.from_json(found) for found in stored["by_language"]],
+            by_kind=[Breakdown.from_json(found) for found in stored["by_kind"]],
+            by_role=[Breakdown.from_json(found) for found in stored["by_role"]],
+            metrics=[MetricInfo(**found) for found in stored["metrics"]],
+            retries=stored["retries"],
+            budgets=BudgetFacts(**stored["budgets"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -159,20 +203,30 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+_COUNTS = (RunRollup.suggestions, RunRollup.errors, RunRollup.accepted, RunRollup.reused)
+
+
 def _summaries(session: Session, runs: Select[Any]) -> list[RunSummary]:
+    """Counts from the rollups of finished runs; the other runs' suggestions are added up."""
     rows = session.execute(runs.add_columns(Repository.origin, Repository.name)).all()
-    counts = {
-        row.run_id: row
-        for row in session.execute(
-            select(
-                Suggestion.run_id,
-                *tallies(),
-                func.coalesce(func.sum(case((Suggestion.reused, 1), else_=0)), 0).label("reused"),
+    run_ids = [run.id for run, _, _ in rows]
+    counts: dict[int, Any] = fresh_rollups(session, run_ids=run_ids, columns=_COUNTS)
+    counting = [run_id for run_id in run_ids if run_id not in counts]
+    if counting:
+        counts.update(
+            (row.run_id, row)
+            for row in session.execute(
+                select(
+                    Suggestion.run_id,
+                    *tallies(),
+                    func.coalesce(func.sum(case((Suggestion.reused, 1), else_=0)), 0).label(
+                        "reused"
+                    ),
+                )
+                .where(Suggestion.run_id.in_(counting))
+                .group_by(Suggestion.run_id)
             )
-            .where(Suggestion.run_id.in_([run.id for run, _, _ in rows]))
-            .group_by(Suggestion.run_id)
         )
-    }
     summaries = []
     for run, origin, name in rows:
         count = counts.get(run.id)
@@ -306,11 +360,11 @@ def retry_causes(session: Session, *, run_id: int) -> dict[str, int]:
     return dict(causes.most_common())
 
 
-def run_report(session: Session, *, run_id: int, seed: int = SEED) -> RunReport:
-    """The report of one run, aggregated by the database. Metric means assume one version of each
-    metric per run (a run is scored by one version of the code). `seed` drives the bootstrap."""
-    run = get_run(session, run_id=run_id)
-    [summary] = _summaries(session, _runs_with_repository().where(Run.id == run_id))
+def report_sections(
+    session: Session, *, run_id: int, points: ScoredPoints, seed: int = SEED
+) -> ReportSections:
+    """The report's sections computed from the run's rows and `points` (aggregates and
+    bootstraps): what a rollup stores. Metric means assume one version of each metric per run."""
     skipped = session.execute(
         select(File.skip_reason, func.count())
         .where(File.run_id == run_id, File.skip_reason.is_not(None))
@@ -325,12 +379,8 @@ def run_report(session: Session, *, run_id: int, seed: int = SEED) -> RunReport:
         Suggestion.run_id == run_id,
     )
     metrics = session.scalars(select(Metric).where(used).order_by(Metric.name, Metric.version))
-    points = scored_points(session, run_id=run_id)
     [totals] = _breakdowns(session, run_id=run_id, group=None, points=points, seed=seed)
-    return RunReport(
-        run=summary,
-        config=run.config,
-        acceptance_rule=run.acceptance_rule,
+    return ReportSections(
         files=int(files or 0),
         skipped={str(reason): int(count) for reason, count in skipped},
         totals=totals,
@@ -349,6 +399,27 @@ def run_report(session: Session, *, run_id: int, seed: int = SEED) -> RunReport:
             for m in metrics
         ],
         retries=retry_causes(session, run_id=run_id),
-        served_by=run.served_by,
         budgets=budget_facts(session, run_id=run_id),
+    )
+
+
+def run_report(session: Session, *, run_id: int, seed: int = SEED) -> RunReport:
+    """The report of one run: a finished run's sections from its rollup (computed with SEED),
+    any other's from its rows. `seed` drives the bootstrap."""
+    run = get_run(session, run_id=run_id)
+    [summary] = _summaries(session, _runs_with_repository().where(Run.id == run_id))
+    stored = (
+        fresh_rollups(session, run_ids=[run_id], columns=[RunRollup.report]) if seed == SEED else {}
+    )
+    if run_id in stored:
+        sections = ReportSections.from_json(stored[run_id].report)
+    else:
+        points = scored_points(session, run_id=run_id)
+        sections = report_sections(session, run_id=run_id, points=points, seed=seed)
+    return RunReport(
+        run=summary,
+        config=run.config,
+        acceptance_rule=run.acceptance_rule,
+        served_by=run.served_by,
+        **vars(sections),
     )

@@ -1,17 +1,20 @@
 """A run's points with their outcome and scores, as columns: what intervals and comparisons
-compute on. Two queries per run (points, scores), whatever its size."""
+compute on. Two queries per run (points, scores), whatever its size; one row for a finished
+run, whose rollup keeps them."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from aixaudit.store.tables import File, Point, Score, Suggestion
+from aixaudit.store.queries import fresh_rollups
+from aixaudit.store.tables import File, Point, RunRollup, Score, Suggestion
 
 UNKNOWN = "unknown"  # the group of points whose file has no language
 
@@ -50,8 +53,39 @@ class ScoredPoints:
             scores={name: values[index] for name, values in self.scores.items()},
         )
 
+    def to_bytes(self) -> bytes:
+        """The columns as one .npz (no pickles): what a run's rollup keeps of it."""
+        columns = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "scores"}
+        scores = {_SCORE + name: values for name, values in self.scores.items()}
+        buffer = io.BytesIO()
+        np.savez(buffer, **columns, **scores)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, stored: bytes) -> ScoredPoints:
+        with np.load(io.BytesIO(stored), allow_pickle=False) as found:
+            columns = {name: found[name] for name in found.files if not name.startswith(_SCORE)}
+            scores = {
+                name.removeprefix(_SCORE): found[name]
+                for name in found.files
+                if name.startswith(_SCORE)
+            }
+        return cls(**columns, scores=scores)
+
+
+_SCORE = "score:"
+
 
 def scored_points(session: Session, *, run_id: int) -> ScoredPoints:
+    """The run's points; a finished run's from its rollup, any other's from its rows."""
+    stored = fresh_rollups(session, run_ids=[run_id], columns=[RunRollup.points])
+    if run_id in stored:
+        return ScoredPoints.from_bytes(stored[run_id].points)
+    return scored_rows(session, run_id=run_id)
+
+
+def scored_rows(session: Session, *, run_id: int) -> ScoredPoints:
+    """The run's points read from its rows: two queries, whatever its size."""
     rows = session.execute(
         select(
             Point.id,
@@ -70,15 +104,20 @@ def scored_points(session: Session, *, run_id: int) -> ScoredPoints:
         .order_by(Point.id)
     ).all()
     point_ids = np.array([row.id for row in rows], dtype=np.int64)
-    position = {point_id: i for i, point_id in enumerate(point_ids.tolist())}
-    scores: dict[str, npt.NDArray[np.float64]] = {}
-    for point_id, name, value in session.execute(
+    found = session.execute(
         select(Suggestion.point_id, Score.metric_name, Score.value)
         .join(Score, Score.suggestion_id == Suggestion.id)
         .where(Suggestion.run_id == run_id)
-    ):
-        column = scores.setdefault(name, np.full(len(rows), np.nan))
-        column[position[point_id]] = value
+    ).all()
+    names = np.array([row[1] for row in found], dtype=str)
+    positions = np.searchsorted(point_ids, np.array([row[0] for row in found], dtype=np.int64))
+    values = np.array([row[2] for row in found], dtype=float)
+    scores: dict[str, npt.NDArray[np.float64]] = {}
+    for name in np.unique(names).tolist():
+        column = np.full(len(rows), np.nan)
+        mine = names == name
+        column[positions[mine]] = values[mine]
+        scores[name] = column
     return ScoredPoints(
         point_id=point_ids,
         key=np.array([row.key for row in rows], dtype=str),
@@ -89,7 +128,7 @@ def scored_points(session: Session, *, run_id: int) -> ScoredPoints:
         role=np.array([row.role for row in rows], dtype=str),
         answered=np.array([bool(row.answered) for row in rows], dtype=bool),
         accepted=np.array([bool(row.accepted) for row in rows], dtype=bool),
-        scores=dict(sorted(scores.items())),
+        scores=scores,
     )
 
 

@@ -7,9 +7,8 @@ results; a point not answered yet is listed with no suggestion.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from aixaudit.store.queries import get_run
@@ -66,16 +65,22 @@ def suggestion_page(
     suggestion was (True) or was not (False) accepted, `language`, `kind` and `role` filter
     too."""
     get_run(session, run_id=run_id)  # RunNotFound for an unknown id
-    matching = _matching(run_id=run_id, accepted=accepted, language=language, kind=kind, role=role)
-    total = session.scalar(select(func.count()).select_from(matching.subquery()))
+    filters = _filters(run_id=run_id, accepted=accepted, language=language, kind=kind, role=role)
+    files, first, total = _files_of_page(
+        session, filters, accepted=accepted is not None, offset=offset, limit=limit
+    )
     rows = session.execute(
-        matching.add_columns(File.path, File.language, File.role, Suggestion)
+        select(*_POINT, File.path, File.language, File.role, Suggestion.id.label("suggestion_id"))
+        .add_columns(*(getattr(Suggestion, name) for name in _ANSWER), Suggestion.text)
+        .join(File, Point.file_id == File.id)
+        .outerjoin(Suggestion, Suggestion.point_id == Point.id)
+        .where(*filters, Point.file_id.in_(files))
         .order_by(File.path, Point.start_byte, Point.id)
-        .offset(offset)
+        .offset(first)
         .limit(limit)
     ).all()
     scores: dict[int, dict[str, float]] = {}
-    suggestion_ids = [row.Suggestion.id for row in rows if row.Suggestion is not None]
+    suggestion_ids = [row.suggestion_id for row in rows if row.suggestion_id is not None]
     for suggestion_id, name, value in session.execute(
         select(Score.suggestion_id, Score.metric_name, Score.value)
         .where(Score.suggestion_id.in_(suggestion_ids))
@@ -84,17 +89,18 @@ def suggestion_page(
         scores.setdefault(suggestion_id, {})[name] = value
     items = [
         PointResult(
-            point_id=row.Point.id,
+            point_id=row.id,
             path=row.path,
             language=row.language,
-            kind=row.Point.kind,
+            kind=row.kind,
             role=row.role,
-            node_type=row.Point.node_type,
-            start_line=row.Point.start_line,
-            end_line=row.Point.end_line,
-            original=row.Point.original,
-            scores=scores.get(row.Suggestion.id, {}) if row.Suggestion else {},
-            **_answer(row.Suggestion),
+            node_type=row.node_type,
+            start_line=row.start_line,
+            end_line=row.end_line,
+            original=row.original,
+            scores=scores.get(row.suggestion_id, {}),
+            suggestion=row.text,
+            **{name: getattr(row, name) for name in _ANSWER},
         )
         for row in rows
     ]
@@ -103,6 +109,41 @@ def suggestion_page(
     )
 
 
+def _files_of_page(
+    session: Session,
+    filters: list[ColumnElement[bool]],
+    *,
+    accepted: bool,
+    offset: int,
+    limit: int,
+) -> tuple[list[int], int, int]:
+    """The files (in path order) whose matching points hold the page, the page's offset in
+    the first of them, and the matching points in all: the page then sorts a few files'
+    points, not the whole run's, however deep it lies."""
+    counted = select(File.id, func.count(Point.id)).join(Point, Point.file_id == File.id)
+    if accepted:  # only that filter looks at suggestions
+        counted = counted.join(Suggestion, Suggestion.point_id == Point.id)
+    counts = session.execute(
+        counted.where(*filters).group_by(File.id, File.path).order_by(File.path)
+    ).all()
+    files: list[int] = []
+    first, seen = 0, 0
+    for file_id, count in counts:
+        if seen + count > offset and seen < offset + limit:
+            first = first if files else offset - seen
+            files.append(file_id)
+        seen += count
+    return files, first, seen
+
+
+_POINT = (
+    Point.id,
+    Point.kind,
+    Point.node_type,
+    Point.start_line,
+    Point.end_line,
+    Point.original,
+)
 _ANSWER = (
     "raw_text",
     "error",
@@ -116,33 +157,22 @@ _ANSWER = (
 )
 
 
-def _answer(suggestion: Suggestion | None) -> dict[str, Any]:
-    """PointResult's suggestion fields: all None for a point not answered yet."""
-    if suggestion is None:
-        return dict.fromkeys(_ANSWER) | {"suggestion": None}
-    return {name: getattr(suggestion, name) for name in _ANSWER} | {"suggestion": suggestion.text}
-
-
-def _matching(
+def _filters(
     *,
     run_id: int,
     accepted: bool | None,
     language: str | None,
     kind: str | None,
     role: str | None,
-) -> Select[Point]:
-    stmt = (
-        select(Point)
-        .join(File, Point.file_id == File.id)
-        .outerjoin(Suggestion, Suggestion.point_id == Point.id)
-        .where(Point.run_id == run_id)
-    )
+) -> list[ColumnElement[bool]]:
+    """The page's conditions; a point with no suggestion yet matches no `accepted` filter."""
+    found = [Point.run_id == run_id]
     if accepted is not None:
-        stmt = stmt.where(Suggestion.accepted == accepted)
+        found.append(Suggestion.accepted == accepted)
     if language is not None:
-        stmt = stmt.where(File.language == language)
+        found.append(File.language == language)
     if kind is not None:
-        stmt = stmt.where(Point.kind == kind)
+        found.append(Point.kind == kind)
     if role is not None:
-        stmt = stmt.where(File.role == role)
-    return stmt
+        found.append(File.role == role)
+    return found

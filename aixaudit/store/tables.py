@@ -5,6 +5,7 @@
     ContextOutline (by language, content and outline version: repository context, see context/)
     Run 1─* RunDelta; Run *─1 Run (baseline); Run *─1 Run (group); Schedule 1─* Run (nightly runs)
     Run 1─1 ExecutionRun; Suggestion 1─1 Execution; Repository 1─* CoverageMap (by commit, runner)
+    Run 1─1 RunRollup (the finished run's report, added up once)
 
 Deleting a run deletes everything under it (ON DELETE CASCADE, so SQLite needs foreign keys on;
 see db.py). The composite unique constraints lead with run_id, so they double as the run_id
@@ -26,6 +27,7 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -360,3 +362,21 @@ class Execution(Base):
     failure: Mapped[str | None]
     wall_s: Mapped[float | None] = mapped_column(Float)
     cpu_s: Mapped[float | None] = mapped_column(Float)
+
+
+class RunRollup(Base):
+    """What a finished run's report and trend point add up, computed once when it finished:
+    reading a large run's report then costs one row, not a scan and a bootstrap. Valid only
+    while `finished_at` equals the run's (a resumed run finishes again, later)."""
+
+    __tablename__ = "run_rollups"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    finished_at: Mapped[datetime]
+    suggestions: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    reused: Mapped[int] = mapped_column(Integer)
+    report: Mapped[dict[str, Any]]  # reports.report_sections: files, breakdowns, metrics...
+    trend: Mapped[dict[str, Any]]  # trends.rollup: counts, metric sums and intervals
+    points: Mapped[bytes] = mapped_column(LargeBinary)  # scored.ScoredPoints.to_bytes

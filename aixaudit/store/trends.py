@@ -10,8 +10,11 @@ their files together) and the runs flagged as regressions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -20,9 +23,10 @@ from sqlalchemy.orm import Session
 from aixaudit.errors import RepositoryNotFound
 from aixaudit.stats import SEED, Interval, cluster_bootstrap, wilson
 from aixaudit.store.lineage import FINISHED
+from aixaudit.store.queries import fresh_rollups
 from aixaudit.store.reports import rate_of, tallies
-from aixaudit.store.scored import scored_points
-from aixaudit.store.tables import Repository, Run, Score, Suggestion
+from aixaudit.store.scored import ScoredPoints, scored_points
+from aixaudit.store.tables import Repository, Run, RunRollup, Score, Suggestion
 
 # The metrics a trend follows, by name: their means per point are in TrendPoint.metrics.
 TREND_METRICS = ("exact_match", "es_rapidfuzz")
@@ -142,14 +146,46 @@ _COUNTED = (
 )
 
 
-def _intervals(session: Session, sums: _Sums, *, seed: int) -> dict[str, Interval]:
-    """The point's rate interval, and the bootstrap interval of each trend metric's mean over
-    the files of its runs (a file seen by two runs of a day is one cluster)."""
+RunSums = dict[str, Any]  # {"counts": {_COUNTED name: n}, "metrics": {name: [sum, count]}}
+
+
+def run_sums(session: Session, *, run_ids: Sequence[int]) -> dict[int, RunSums]:
+    """What each run adds to a trend point, by run id, added up from its rows; metric sums are
+    exact (fsum), so the same in any row order and the same from a rollup."""
+    found: dict[int, RunSums] = {
+        run_id: {"counts": dict.fromkeys(_COUNTED, 0), "metrics": {}} for run_id in run_ids
+    }
+    if not found:
+        return found
+    for row in session.execute(
+        select(Suggestion.run_id, *tallies())
+        .where(Suggestion.run_id.in_(run_ids))
+        .group_by(Suggestion.run_id)
+    ):
+        found[row.run_id]["counts"] = {name: int(getattr(row, name)) for name in _COUNTED}
+    values: dict[int, dict[str, list[float]]] = {}
+    for run_id, name, value in session.execute(
+        select(Suggestion.run_id, Score.metric_name, Score.value)
+        .join(Score, Score.suggestion_id == Suggestion.id)
+        .where(Suggestion.run_id.in_(run_ids), Score.metric_name.in_(TREND_METRICS))
+    ):
+        values.setdefault(run_id, {}).setdefault(name, []).append(value)
+    for run_id, by_name in values.items():
+        found[run_id]["metrics"] = {
+            name: [math.fsum(got), len(got)] for name, got in by_name.items()
+        }
+    return found
+
+
+def intervals(
+    runs: Sequence[ScoredPoints], *, counts: dict[str, int], seed: int = SEED
+) -> dict[str, Interval]:
+    """A trend point's rate interval, and the bootstrap interval of each trend metric's mean
+    over the files of its runs (a file seen by two runs of a day is one cluster)."""
     found: dict[str, Interval] = {}
-    rate = wilson(sums.counts["accepted"], sums.counts["suggestions"])
+    rate = wilson(counts["accepted"], counts["suggestions"])
     if rate is not None:
         found["acceptance_rate"] = rate
-    runs = [scored_points(session, run_id=run_id) for run_id in sums.run_ids]
     table = np.column_stack(
         [
             np.concatenate([r.scores.get(name, np.full(len(r), np.nan)) for r in runs])
@@ -165,6 +201,13 @@ def _intervals(session: Session, sums: _Sums, *, seed: int) -> dict[str, Interva
     return found
 
 
+def rollup(session: Session, *, run_id: int, points: ScoredPoints) -> dict[str, Any]:
+    """A finished run's trend point parts for its rollup: sums, and intervals with SEED."""
+    [sums] = run_sums(session, run_ids=[run_id]).values()
+    found = intervals([points], counts=sums["counts"])
+    return sums | {"intervals": {name: asdict(interval) for name, interval in found.items()}}
+
+
 def repository_trend(
     session: Session,
     *,
@@ -174,34 +217,46 @@ def repository_trend(
     seed: int = SEED,
 ) -> list[TrendPoint]:
     """The latest `limit` points of a repository's finished runs, oldest first; `seed` drives
-    the bootstrap."""
+    the bootstrap. Runs with a rollup are read from it; a day of several runs resamples their
+    files together, so its intervals are computed from their rows."""
     get_repository(session, repository_id=repository_id)
-    finished = (Run.repository_id == repository_id, Run.status.in_(FINISHED))
     runs = session.execute(
-        select(Run.id, Run.created_at, Run.regression, *tallies())
-        .outerjoin(Suggestion, Suggestion.run_id == Run.id)
-        .where(*finished)
-        .group_by(Run.id, Run.created_at, Run.regression)
+        select(Run.id, Run.created_at, Run.regression)
+        .where(Run.repository_id == repository_id, Run.status.in_(FINISHED))
         .order_by(Run.created_at, Run.id)
     ).all()
-    metrics: dict[int, dict[str, tuple[float, int]]] = {}
-    for run_id, name, total, count in session.execute(
-        select(Run.id, Score.metric_name, func.sum(Score.value), func.count(Score.value))
-        .join(Suggestion, Score.suggestion_id == Suggestion.id)
-        .join(Run, Suggestion.run_id == Run.id)
-        .where(*finished, Score.metric_name.in_(TREND_METRICS))
-        .group_by(Run.id, Score.metric_name)
-    ):
-        metrics.setdefault(run_id, {})[name] = (float(total), int(count))
-    points: dict[tuple[str, int | None], _Sums] = {}  # (period, run id or None: a day)
+    periods: dict[tuple[str, int | None], list[Any]] = {}  # (period, run id or None: a day)
     for run in runs:
         day = run.created_at.date().isoformat()
         key = (run.created_at.isoformat(), run.id) if by is TrendBy.RUN else (day, None)
-        counts = {name: int(getattr(run, name)) for name in _COUNTED}
-        points.setdefault(key, _Sums()).add(
-            run.id, counts, metrics.get(run.id, {}), regressed=bool(run.regression)
-        )
-    return [
-        sums.point(period, _intervals(session, sums, seed=seed))
-        for (period, _), sums in list(points.items())[-limit:]
-    ]
+        periods.setdefault(key, []).append(run)
+    shown = list(periods.items())[-limit:]
+    run_ids = [run.id for _, period_runs in shown for run in period_runs]
+    stored = (
+        {
+            run_id: row.trend
+            for run_id, row in fresh_rollups(
+                session, run_ids=run_ids, columns=[RunRollup.trend]
+            ).items()
+        }
+        if seed == SEED
+        else {}
+    )
+    found = stored | run_sums(session, run_ids=[i for i in run_ids if i not in stored])
+    points = []
+    for (period, _), period_runs in shown:
+        sums = _Sums()
+        for run in period_runs:
+            metrics = {
+                name: (total, count) for name, (total, count) in found[run.id]["metrics"].items()
+            }
+            sums.add(run.id, found[run.id]["counts"], metrics, regressed=bool(run.regression))
+        only = period_runs[0].id if len(period_runs) == 1 else None
+        if only in stored:
+            found_intervals = stored[only]["intervals"].items()
+            known = {name: Interval(**value) for name, value in found_intervals}
+        else:
+            scored = [scored_points(session, run_id=run_id) for run_id in sums.run_ids]
+            known = intervals(scored, counts=sums.counts, seed=seed)
+        points.append(sums.point(period, known))
+    return points

@@ -36,7 +36,7 @@ from sqlalchemy import select
 
 from aixaudit import audit, incremental, jobs, sources
 from aixaudit.scoring import METRICS, AcceptanceRule
-from aixaudit.store import queries
+from aixaudit.store import queries, rollups
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import File, Point, Repository
 
@@ -122,6 +122,7 @@ def seed(url: str) -> Seeded:
             ]
             queries.add_results(session, results=rows, metrics=METRICS)
             queries.set_run_status(session, run_id=run_id, status=status)
+            rollups.refresh(session, run_id=run_id)  # as audit.finish_run does
 
     try:
         runs = {

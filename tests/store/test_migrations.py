@@ -32,6 +32,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -81,6 +82,8 @@ def _value(column: Any, n: int) -> Any:
         return {"n": n, "text": "ünïcode"}
     if isinstance(kind, String):
         return f"{n}-{column.name}-ü"[: kind.length]
+    if isinstance(kind, LargeBinary):
+        return f"{n}-{column.name}".encode() + bytes([0, 255])
     raise TypeError(f"no test value for {column.table.name}.{column.name} ({kind!r})")
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from aixaudit import scoring
 from aixaudit.errors import ConfigError, RunNotFound
 from aixaudit.languages import get_language
-from aixaudit.store import queries, reports
+from aixaudit.store import queries, reports, suggestions
 from aixaudit.store.db import alembic_config, make_engine, session_factory, upgrade
 from aixaudit.store.tables import (
     Base,
@@ -40,7 +40,7 @@ from aixaudit.store.tables import (
 
 TABLES = {
     "repositories", "runs", "files", "blobs", "points", "suggestions", "metrics", "scores",
-    "schedules", "run_deltas", "context_outlines",
+    "schedules", "run_deltas", "context_outlines", "run_rollups",
 }  # fmt: skip
 
 
@@ -526,3 +526,27 @@ def test_foreign_keys_are_enforced_and_runs_cascade(engine: Engine) -> None:
         session.commit()
         for table in (File, Point, Suggestion, Score):
             assert session.scalar(select(func.count()).select_from(table)) == 0
+
+
+def test_pages_run_across_files_in_file_order(session: Session) -> None:
+    run_id = new_run(session, origin="/paged")
+    files = queries.add_files(
+        session, run_id=run_id, files=[{"path": p, "size": 1} for p in ("c.py", "a.py", "b.py")]
+    )
+    points = [
+        point(files[path], f"{path}:{start}", kind) | {"start_byte": start, "start_line": start}
+        for path in files
+        for start, kind in ((30, "call"), (10, "condition"), (20, "call"), (0, "call"))
+    ]
+    queries.add_points(session, run_id=run_id, points=points)
+    session.commit()
+    everything = sorted((p["key"].split(":")[0], p["start_byte"], p["kind"]) for p in points)
+    for kind in (None, "call"):
+        wanted = [row for row in everything if kind in (None, row[2])]
+        pages = [
+            suggestions.suggestion_page(session, run_id=run_id, offset=o, limit=5, kind=kind)
+            for o in range(0, 15, 5)
+        ]
+        found = [(i.path, i.start_line, i.kind) for page in pages for i in page.items]
+        assert wanted == found
+        assert {page.total for page in pages} == {len(wanted)}
