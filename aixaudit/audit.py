@@ -26,7 +26,7 @@ from .errors import AixauditError, SourceError
 from .inference import Completion, CompletionRequest, TritonCompleter
 from .languages import Language, LimitExceeded, ParseLimits, get_language
 from .offload import Offload, available_cores
-from .postprocess import parses_after_insert, trim_completion
+from .postprocess import trim_and_check
 from .prompts import PROFILE_BUDGETS, Prompt, build_prompt, get_profile, new_tokens_for
 from .scoring import (
     METRICS,
@@ -432,7 +432,7 @@ def _result(
     row = _with_answer_facts(row, work, completion, counter)
     if completion.text is None:
         return row
-    text = trim_completion(
+    text, parses = trim_and_check(
         completion.text,
         language=work.language,
         kind=work.kind,
@@ -440,13 +440,6 @@ def _result(
         original=work.original,
         suffix=work.suffix,
         stop_words=stop_words,
-    )
-    parses = parses_after_insert(
-        language=work.language,
-        prefix=work.prefix,
-        original=work.original,
-        completion=text,
-        suffix=work.suffix,
     )
     scores = score(text, work.original, language=work.language, parses=parses)
     accepted = rule.accepts(scores)

@@ -186,6 +186,29 @@ def trim_completion(
        the suffix starts, `a.f(0)` before `.f(0)`, is as likely right as repeated.)
     """
     insertion = _Insertion(language, prefix, original, suffix)
+    return _trim(insertion, raw, kind, suffix, stop_words)
+
+
+def trim_and_check(
+    raw: str,
+    *,
+    language: Language,
+    kind: str,
+    prefix: str,
+    original: str,
+    suffix: str,
+    stop_words: Sequence[str] = (),
+) -> tuple[str, bool]:
+    """`trim_completion` and `parses_after_insert` of what it keeps, as an audit needs both:
+    one insertion serves the two, so the kept text's file is not parsed again."""
+    insertion = _Insertion(language, prefix, original, suffix)
+    kept = _trim(insertion, raw, kind, suffix, stop_words)
+    return kept, insertion.fits(kept)
+
+
+def _trim(
+    insertion: _Insertion, raw: str, kind: str, suffix: str, stop_words: Sequence[str]
+) -> str:
     text = cut_at_stop_words(raw, stop_words).rstrip()
     fitting = (c for c in _candidates(text, kind, insertion) if insertion.fits(c, kind))
     kept = next(fitting, "")
@@ -220,34 +243,38 @@ class _Insertion:
     """The original file around the span, ready to take candidate completions.
 
     Whole-file parses are most of an audit's CPU time, and trimming one completion tries several
-    candidates. So the file without the span is parsed once (and kept for the next call on the
-    same file), and each candidate is an incremental re-parse of it: tree-sitter reuses every
-    subtree the insertion does not touch, about 8x faster than parsing the file again.
+    candidates. So the file is parsed once (and kept for the other points of the same file),
+    and each candidate replaces the span in an edited copy of that tree and re-parses it
+    incrementally: tree-sitter reuses every subtree the edit does not touch.
     """
 
     def __init__(self, language: Language, prefix: str, original: str, suffix: str) -> None:
         self.language, self.prefix, self.suffix = language, prefix.encode(), suffix.encode()
+        self.original = original.encode()
         self.start = len(self.prefix)
-        self.original_size = len(original.encode())
-        self._trees: dict[bytes, tree_sitter.Tree] = {}
-        self.scope = self.parse(original.encode()).root_node
+        self.original_size = len(self.original)
+        self._start_point = _point(self.prefix, (0, 0))
+        self._original_end = _point(self.original, self._start_point)
+        self.tree = _file_tree(language, self.prefix + self.original + self.suffix)
+        self._trees: dict[bytes, tree_sitter.Tree] = {self.original: self.tree}
+        self.scope = self.tree.root_node
         if self.scope.has_error:
             self.scope = _enclosing_scope(self.scope, self.start, self.start + self.original_size)
         # Errors inside the span itself (a span an ERROR node wraps, as a macro call may be).
         self.broken = _broken_inside(self.scope, self.start, self.start + self.original_size)
 
     def parse(self, body: bytes) -> tree_sitter.Tree:
+        """The file with `body` in the span's place."""
         if body not in self._trees:
-            tree = _gap_tree(self.language, self.prefix, self.suffix).copy()
+            tree = self.tree.copy()
             at = self.start
-            start = _point(self.prefix, (0, 0))
             tree.edit(
                 start_byte=at,
-                old_end_byte=at,
+                old_end_byte=at + self.original_size,
                 new_end_byte=at + len(body),
-                start_point=start,
-                old_end_point=start,
-                new_end_point=_point(body, start),
+                start_point=self._start_point,
+                old_end_point=self._original_end,
+                new_end_point=_point(body, self._start_point),
             )
             self._trees[body] = parse(
                 self.language, self.prefix + body + self.suffix, old_tree=tree
@@ -279,9 +306,9 @@ class _Insertion:
 
 
 @lru_cache(maxsize=4)
-def _gap_tree(language: Language, prefix: bytes, suffix: bytes) -> tree_sitter.Tree:
-    """The file with the span cut out, parsed once per point (trimming and the parse check)."""
-    return parse(language, prefix + suffix)
+def _file_tree(language: Language, source: bytes) -> tree_sitter.Tree:
+    """The original file, parsed once for all its points (an audit asks them file by file)."""
+    return parse(language, source)
 
 
 def _point(text: bytes, start: tuple[int, int]) -> tuple[int, int]:

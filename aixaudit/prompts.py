@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 from .languages import Language
-from .tokens import TokenCounter, keep_first, keep_last
+from .tokens import TokenCounter, keep_first_counted, keep_last_counted
 
 BOS = "<s>"
 PRE, POST, MIDDLE = "▁<AIX-SPAN-PRE>", "▁<AIX-SPAN-POST>", "▁<AIX-SPAN-MIDDLE>"
@@ -99,20 +99,22 @@ def build_prompt(
     `context` (already within its own budget) is sent as it is, before the file's text."""
     context_tokens = counter.count(context) if context else 0
     if profile.order == "l2r":
-        kept = keep_last(counter, prefix, budget)
-        tokens = context_tokens + counter.count(kept)
+        kept, kept_tokens = keep_last_counted(counter, prefix, budget)
+        tokens = context_tokens + kept_tokens
         return Prompt(f"{context}{kept}", kept, "", tokens, truncated=kept != prefix)
 
     header = aixcoder_header(language, path)
-    half = max(0, (budget - counter.count(header)) // 2)
-    kept_prefix, kept_suffix = keep_last(counter, prefix, half), keep_first(counter, suffix, half)
+    header_tokens = counter.count(header)
+    half = max(0, (budget - header_tokens) // 2)
+    kept_prefix, prefix_tokens = keep_last_counted(counter, prefix, half)
+    kept_suffix, suffix_tokens = keep_first_counted(counter, suffix, half)
     truncated = kept_prefix != prefix or kept_suffix != suffix
     prefix, suffix = kept_prefix, kept_suffix
     if profile.order == "spm":
         text = f"{BOS}{PRE}{POST}{suffix}{MIDDLE}{context}{header}{prefix}"
     else:
         text = f"{BOS}{PRE}{context}{header}{prefix}{POST}{suffix}{MIDDLE}"
-    tokens = context_tokens + counter.count(header) + counter.count(prefix) + counter.count(suffix)
+    tokens = context_tokens + header_tokens + prefix_tokens + suffix_tokens
     return Prompt(text, prefix, suffix, tokens, truncated=truncated)
 
 

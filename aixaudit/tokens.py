@@ -25,7 +25,7 @@ class TokenCounter(Protocol):
     def count(self, text: str) -> int: ...
 
     def starts(self, text: str) -> list[int]:
-        """Character offset where each token of `text` starts."""
+        """Character offset where each token of `text` starts: one per token `count` counts."""
         ...
 
 
@@ -63,8 +63,8 @@ def tokenizer_sha256(path: Path) -> str | None:
 class ApproximateTokenizer:
     """Words, single punctuation marks and runs of whitespace: close to a code BPE's count."""
 
-    name = "approx-regex-v1"
-    exact = False
+    name: str = "approx-regex-v1"
+    exact: bool = False
     sha256: str | None = None
     _TOKEN = re.compile(r"\w+|[^\w\s]|\s+")
 
@@ -89,8 +89,33 @@ _WINDOW_MARGIN = 64
 
 def keep_last(counter: TokenCounter, text: str, budget: int) -> str:
     """The tail of `text` within `budget` tokens, starting at a line start when cut."""
+    return _last(counter, text, budget)[0]
+
+
+def keep_first(counter: TokenCounter, text: str, budget: int) -> str:
+    """The head of `text` within `budget` tokens, ending at a line end when cut."""
+    return _first(counter, text, budget)[0]
+
+
+def keep_last_counted(counter: TokenCounter, text: str, budget: int) -> tuple[str, int]:
+    """`keep_last` and its token count. A text kept whole was tokenized whole to find that out,
+    so it is not encoded again (prompts count what they keep: an encode of every prompt)."""
+    return _counted(counter, *_last(counter, text, budget))
+
+
+def keep_first_counted(counter: TokenCounter, text: str, budget: int) -> tuple[str, int]:
+    """`keep_first` and its token count, as `keep_last_counted`."""
+    return _counted(counter, *_first(counter, text, budget))
+
+
+def _counted(counter: TokenCounter, kept: str, tokens: int | None) -> tuple[str, int]:
+    return kept, counter.count(kept) if tokens is None else tokens
+
+
+def _last(counter: TokenCounter, text: str, budget: int) -> tuple[str, int | None]:
+    """The kept tail, and its token count when the whole text was tokenized and kept."""
     if budget <= 0:
-        return ""
+        return "", 0
     size = (budget + _WINDOW_MARGIN) * _CHARS_PER_TOKEN
     while True:
         head = max(0, len(text) - size)
@@ -99,16 +124,16 @@ def keep_last(counter: TokenCounter, text: str, budget: int) -> str:
             break
         size *= 2
     if len(starts) <= budget:
-        return text
+        return text, len(starts)  # the loop only stops under the budget with head == 0
     cut = head + starts[len(starts) - budget]
     line_start = text.find("\n", cut)
-    return text[line_start + 1 :] if line_start != -1 else text[cut:]
+    return (text[line_start + 1 :] if line_start != -1 else text[cut:]), None
 
 
-def keep_first(counter: TokenCounter, text: str, budget: int) -> str:
-    """The head of `text` within `budget` tokens, ending at a line end when cut."""
+def _first(counter: TokenCounter, text: str, budget: int) -> tuple[str, int | None]:
+    """The kept head, and its token count when the whole text was tokenized and kept."""
     if budget <= 0:
-        return ""
+        return "", 0
     size = (budget + _WINDOW_MARGIN) * _CHARS_PER_TOKEN
     while True:
         starts = counter.starts(text[:size])
@@ -116,7 +141,7 @@ def keep_first(counter: TokenCounter, text: str, budget: int) -> str:
             break
         size *= 2
     if len(starts) <= budget:
-        return text
+        return text, len(starts)  # the loop only stops under the budget with the whole text
     cut = starts[budget]
     line_end = text.rfind("\n", 0, cut)
-    return text[: line_end + 1] if line_end != -1 else text[:cut]
+    return (text[: line_end + 1] if line_end != -1 else text[:cut]), None

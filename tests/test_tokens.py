@@ -3,7 +3,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from aixaudit.tokens import ApproximateTokenizer, ModelTokenizer, keep_first, keep_last
+from aixaudit.tokens import (
+    ApproximateTokenizer,
+    ModelTokenizer,
+    keep_first,
+    keep_first_counted,
+    keep_last,
+    keep_last_counted,
+)
 
 COUNTER = ApproximateTokenizer()
 
@@ -37,3 +44,15 @@ def test_a_counter_says_whether_its_counts_are_exact_and_which_file_it_is(
     model = ModelTokenizer(cpu_model_dir)
     digest = hashlib.sha256((cpu_model_dir / "tokenizer.json").read_bytes()).hexdigest()
     assert (model.exact, model.sha256) == (True, digest)
+
+
+def test_counted_keeps_give_the_count_of_what_they_keep(cpu_model_dir: Path) -> None:
+    # A real file with multi-byte text; budgets that keep all of it, cut it, or keep nothing.
+    text = Path(__file__).with_name("test_postprocess_reparse.py").read_text(encoding="utf-8")
+    for counter in (COUNTER, ModelTokenizer(cpu_model_dir)):
+        whole = counter.count(text)
+        for budget in (0, 1, 7, 300, whole - 1, whole, whole + 50):
+            for keep, counted in ((keep_last, keep_last_counted), (keep_first, keep_first_counted)):
+                kept = keep(counter, text, budget)
+                assert counted(counter, text, budget) == (kept, counter.count(kept))
+                assert (kept == text) == (budget >= whole)
