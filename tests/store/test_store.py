@@ -40,7 +40,8 @@ from aixaudit.store.tables import (
 
 TABLES = {
     "repositories", "runs", "files", "blobs", "points", "suggestions", "metrics", "scores",
-    "schedules", "run_deltas", "context_outlines", "run_rollups",
+    "schedules", "run_deltas", "context_outlines", "run_rollups", "coverage_maps",
+    "execution_runs", "executions",
 }  # fmt: skip
 
 
