@@ -32,13 +32,14 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # Everything, each test once: the fast lane first (its time printed), then the tests that need
-# PostgreSQL, Redis, an HTTP server or Chromium, and those that start tritonserver.
+# PostgreSQL, Redis, an HTTP server or Chromium, those that run the execution sandbox, and those
+# that start tritonserver.
 test: test-fast browser
-	$(BIN)/pytest -q -m "services or triton"
+	$(BIN)/pytest -q -m "services or sandbox or triton"
 
-# What needs no running service: pure-Python and SQLite tests, over the cores, timed.
+# What needs no running service and no sandbox: pure-Python and SQLite tests, over the cores, timed.
 test-fast: setup
-	@start=$$(date +%s) && $(BIN)/pytest -q -n auto -m "not services and not triton" && \
+	@start=$$(date +%s) && $(BIN)/pytest -q -n auto -m "not services and not sandbox and not triton" && \
 		echo "test-fast: $$(($$(date +%s) - start)) s"
 
 # The wheel, installed in a fresh venv outside the checkout, audits, serves and runs a worker.

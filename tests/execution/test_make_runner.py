@@ -15,7 +15,10 @@ from aixaudit.execution.sandbox import Limits, available
 
 CREPO = FIXTURES / "execution" / "crepo"
 
-pytestmark = pytest.mark.skipif(available() is not None, reason=f"no sandbox: {available()}")
+pytestmark = [
+    pytest.mark.sandbox,
+    pytest.mark.skipif(available() is not None, reason=f"no sandbox: {available()}"),
+]
 
 
 def test_make_test_maps_every_c_file_to_the_suite_and_fails_a_breaking_change(

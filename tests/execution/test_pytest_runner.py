@@ -17,7 +17,10 @@ from aixaudit.execution.sandbox import Limits, available
 PYREPO = FIXTURES / "execution" / "pyrepo"
 LIMITS = Limits(wall_s=120)
 
-pytestmark = pytest.mark.skipif(available() is not None, reason=f"no sandbox: {available()}")
+pytestmark = [
+    pytest.mark.sandbox,
+    pytest.mark.skipif(available() is not None, reason=f"no sandbox: {available()}"),
+]
 
 
 @pytest.fixture(scope="module")

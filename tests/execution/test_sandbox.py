@@ -21,7 +21,10 @@ from aixaudit.execution.sandbox import Limits, Outcome, Sandbox, available
 
 HOSTILE = FIXTURES / "execution" / "hostile"
 
-pytestmark = pytest.mark.skipif(available() is not None, reason=f"no sandbox: {available()}")
+pytestmark = [
+    pytest.mark.sandbox,
+    pytest.mark.skipif(available() is not None, reason=f"no sandbox: {available()}"),
+]
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ def _suggest(engine: Engine, run_id: int, texts: dict[str, str]) -> None:
         queries.add_results(session, results=rows, metrics={})
 
 
+@pytest.mark.sandbox
 def test_execute_a_run(engine: Engine, tmp_path: Path, cache_dir: Path) -> None:
     checkout = git_fixture(PYREPO, tmp_path / "pyrepo")
     sessions = session_factory(engine)
