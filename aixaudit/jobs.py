@@ -115,12 +115,13 @@ def cancel(session_factory: sessionmaker[Session], *, run_id: int) -> RunStatus:
 
 
 def schedule(session: Session, *, schedule_id: int) -> str:
-    """Enqueue the incremental audit of one schedule now; returns the planning task's id."""
+    """Enqueue the incremental audit of one schedule now (and the execution the schedule asks
+    for, after it); returns the planning task's id."""
     found = schedules.get_schedule(session, schedule_id=schedule_id)
     result = producer().send_task(
         PLAN_AUDIT,
         (found.origin, found.ref, found.options, found.acceptance_rule),
-        {"reuse": True, "schedule_id": found.id},
+        {"reuse": True, "schedule_id": found.id, "execution": found.execution},
         ignore_result=True,  # the run is found by its schedule; nobody waits here
     )
     return str(result.id)

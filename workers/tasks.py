@@ -91,9 +91,11 @@ def plan_audit(
     *,
     reuse: bool = False,
     schedule_id: int | None = None,
+    execution: dict[str, Any] | None = None,
 ) -> int:
     """Check out and scan the repository, store the run's points (reusing the results of
-    unchanged files when asked) and enqueue the rest; returns the run id.
+    unchanged files when asked) and enqueue the rest; returns the run id. With `execution`
+    (ExecutionOptions), the run asks to be executed once its completions are in (`_finish`).
 
     The run is recorded under this task's id, which a retry or a redelivery keeps: the task
     run twice (after it succeeded, or after a crash half-way) plans one run, and enqueues its
@@ -118,6 +120,9 @@ def plan_audit(
     with sessions() as session:
         status = RunStatus(queries.get_run(session, run_id=run_id).status)
     if status is RunStatus.PENDING:
+        if execution is not None:  # before the dispatch, whose end reads it
+            with sessions.begin() as session:
+                executions.request_execution(session, run_id=run_id, options=execution)
         queued = dispatch(sessions, run_id=run_id)
         logger.info("run %s planned from %s: %s points to answer", run_id, checkout.origin, queued)
     else:

@@ -14,6 +14,7 @@ from aixaudit.config import get_settings
 from aixaudit.store import schedules
 from aixaudit.store.tables import utcnow
 
+from .execute import execution_options, options_from
 from .shared import audit_options, audit_request, console, sessions_for
 
 
@@ -27,13 +28,19 @@ def schedule_group() -> None:
 @click.option("--ref", help="Branch, tag or commit to audit (default: the default branch).")
 @click.option("--at", "at", default="02:00", show_default=True, help="Time of day, HH:MM UTC.")
 @audit_options
-def schedule_add_command(location: str, ref: str | None, at: str, **choices: Any) -> None:
+@click.option("--execute", is_flag=True, help="Then run the repository's tests on each run.")
+@execution_options
+def schedule_add_command(
+    location: str, ref: str | None, at: str, execute: bool, **choices: Any
+) -> None:
     """Audit LOCATION (a git URL, or a directory the workers can read) every night at --at.
 
     Each nightly run reuses the results of files unchanged since the previous run with the
-    same options and model, and is compared with the previous run of the repository.
+    same options and model, and is compared with the previous run of the repository; with
+    --execute, the execution workers then run the repository's tests on its suggestions.
     """
     settings = get_settings()
+    execution = options_from(choices)  # takes its choices out of the audit's
     options, rule = audit_request(settings, choices)
     sources.check_location(location, settings.allowed_roots)  # the workers will check it out
     origin = location if sources.is_git_url(location) else str(Path(location).resolve())
@@ -46,6 +53,7 @@ def schedule_add_command(location: str, ref: str | None, at: str, **choices: Any
             options=options.model_dump(mode="json"),
             acceptance_rule=rule.to_dict(),
             now=utcnow(),
+            execution=execution.model_dump(mode="json") if execute else None,
         )
         console.print(f"schedule {schedule.id}: {origin} every night at {schedule.at} UTC")
 
@@ -63,6 +71,7 @@ def schedule_list_command(as_json: bool) -> None:
                 "at": s.at,
                 "options": s.options,
                 "acceptance_rule": s.acceptance_rule,
+                "execution": s.execution,
                 "last_started_on": s.last_started_on.isoformat() if s.last_started_on else None,
             }
             for s in schedules.list_schedules(session)
@@ -70,7 +79,9 @@ def schedule_list_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("id", "repository", "ref", "at (UTC)", "profile", "points", "last started")
+    table = Table(
+        "id", "repository", "ref", "at (UTC)", "profile", "points", "executed", "last started"
+    )
     for row in rows:
         table.add_row(
             str(row["id"]),
@@ -79,6 +90,7 @@ def schedule_list_command(as_json: bool) -> None:
             row["at"],
             row["options"]["profile"],
             str(row["options"]["max_points"]),
+            "no" if row["execution"] is None else f"{row['execution']['max_points']} points",
             row["last_started_on"] or "never",
         )
     console.print(table)

@@ -39,9 +39,11 @@ def add_schedule(
     options: dict[str, Any],
     acceptance_rule: dict[str, Any],
     now: datetime,
+    execution: dict[str, Any] | None = None,
 ) -> Schedule:
     """Register `origin` for nightly audits; the first one starts at the next `at`, not today
-    when that time has passed already."""
+    when that time has passed already. Each nightly run asks for an execution with the options
+    `execution` (aixaudit.execution) when given."""
     at = check_time(at)
     duplicate = session.scalars(
         select(Schedule.id).where(Schedule.origin == origin, _same_ref(ref))
@@ -55,6 +57,7 @@ def add_schedule(
         at=at,
         options=options,
         acceptance_rule=acceptance_rule,
+        execution=execution,
         last_started_on=now.date() if at <= now.strftime("%H:%M") else None,
     )
     session.add(schedule)

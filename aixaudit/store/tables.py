@@ -184,6 +184,9 @@ class Schedule(Base):
     at: Mapped[str] = mapped_column(String(5))
     options: Mapped[dict[str, Any]]
     acceptance_rule: Mapped[dict[str, Any]]
+    # ExecutionOptions of the execution each nightly run asks for (issue 13); None: not executed.
+    # Kept out of `options` so that it does not change the runs' fingerprint.
+    execution: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # The UTC day of the last start: claiming a day is one conditional UPDATE, so two beats
     # (or a beat restarted) never start the same night twice.
     last_started_on: Mapped[date | None]

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aixaudit import cli, config
 from aixaudit.errors import ConfigError, RunNotFound
+from aixaudit.execution.verify import ExecutionOptions
 from aixaudit.store import control, queries, schedules
 from aixaudit.store.db import session_factory
 from aixaudit.store.tables import Run, RunStatus, Schedule
@@ -60,6 +61,19 @@ def test_a_schedule_starts_once_a_night_from_its_time_on(sessions: sessionmaker[
         assert schedules.claim_due(session, now=next_night) == [passed, later]
         assert schedules.claim_due(session, now=next_night) == []
         assert session.get(Schedule, later).last_started_on == date(2026, 3, 2)
+
+
+def test_a_schedule_keeps_its_execution_request(sessions: sessionmaker[Session]) -> None:
+    asked = {"max_points": 5, "max_test_s": 60.0, "seed": 1, "wall_s": 30.0}
+    with sessions.begin() as session:
+        plain = add(session, "https://example.test/a.git", "02:00")
+        executed = schedules.add_schedule(
+            session, origin="https://example.test/b.git", ref=None, at="02:00", options={},
+            acceptance_rule={}, now=NIGHT, execution=asked,
+        ).id  # fmt: skip
+    with sessions() as session:
+        assert session.get(Schedule, plain).execution is None
+        assert session.get(Schedule, executed).execution == asked
 
 
 def test_duplicates_unknown_ids_and_removal(sessions: sessionmaker[Session]) -> None:
@@ -134,6 +148,22 @@ def test_schedule_commands(db_url: str, tmp_path: Path, monkeypatch: pytest.Monk
 
     bad = runner.invoke(cli.main, ["schedule", "add", str(repo), "--ref", "dev", "--at", "25:00"])
     assert bad.exit_code == 1 and "HH:MM" in bad.output
+    assert listed["execution"] is None
+
+    # --execute: the same audit options (so the same fingerprint), plus the execution's.
+    executed = runner.invoke(
+        cli.main,
+        ["schedule", "add", str(repo), "--ref", "dev", "--max-points", "7", "--execute",
+         "--execute-max-points", "5", "--execute-wall-s", "30"],
+    )  # fmt: skip
+    assert executed.exit_code == 0, executed.output
+    _, with_execution = json.loads(runner.invoke(cli.main, ["schedule", "list", "--json"]).output)
+    assert with_execution["options"] == listed["options"]
+    stored = ExecutionOptions.model_validate(with_execution["execution"])
+    assert stored == ExecutionOptions(max_points=5, wall_s=30)
+    assert "5 points" in runner.invoke(cli.main, ["schedule", "list"]).output
+    runner.invoke(cli.main, ["schedule", "remove", str(with_execution["id"])])
+
     removed = runner.invoke(cli.main, ["schedule", "remove", str(listed["id"])])
     assert removed.exit_code == 0
     assert json.loads(runner.invoke(cli.main, ["schedule", "list", "--json"]).output) == []
