@@ -21,6 +21,7 @@ import psycopg
 import pytest
 import redis
 import tritonclient.http as httpclient
+from execution_repos import PYREPO, git_fixture
 from local_celery import LocalCelery
 from sqlalchemy import create_engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,14 +31,30 @@ from aixaudit import audit, sources
 from aixaudit import local_triton as server_module
 from aixaudit.audit import AuditOptions, plan_run
 from aixaudit.config import Settings
-from aixaudit.jobs import CONTROL_QUEUE, PLAN_AUDIT, POINTS_QUEUE, make_producer
+from aixaudit.execution.sandbox import available
+from aixaudit.jobs import (
+    CONTROL_QUEUE,
+    EXECUTE_SUGGESTIONS,
+    EXECUTION_QUEUE,
+    PLAN_AUDIT,
+    POINTS_QUEUE,
+    make_producer,
+)
 from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.model_repo import render_fixed_cost
 from aixaudit.model_server import model_access
 from aixaudit.scoring import METRICS, AcceptanceRule
-from aixaudit.store import control, lineage, queries
+from aixaudit.store import control, executions, lineage, queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
-from aixaudit.store.tables import Point, Run, RunStatus, Schedule, Score, Suggestion
+from aixaudit.store.tables import (
+    Execution,
+    Point,
+    Run,
+    RunStatus,
+    Schedule,
+    Score,
+    Suggestion,
+)
 
 pytestmark = [
     pytest.mark.triton,
@@ -440,6 +457,58 @@ def test_nightly_runs_reuse_unchanged_files_and_ask_the_server_nothing_twice(
     assert inferences(fixed_cost_server) == asked + 2
     listed = json.loads(aixaudit("runs", "--json", env=env).stdout)
     assert {run["id"]: run["regression"] for run in listed}[third] is not None
+
+
+def executed(sessions: sessionmaker[Session], run_id: int) -> executions.ExecutionReport:
+    """The run's execution figures once an execution worker stored them."""
+
+    def stored() -> executions.ExecutionReport | None:
+        with sessions() as session:
+            return executions.execution_report(session, run_id=run_id)
+
+    return wait_for(stored, timeout_s=600)  # type: ignore[no-any-return]
+
+
+@pytest.mark.sandbox
+@pytest.mark.skipif(available() is not None, reason=f"no sandbox: {available()}")
+@pytest.mark.timeout(1200)
+def test_runs_asked_to_execute_are_executed_by_the_execution_workers(
+    env: dict[str, str],
+    celery: Callable[..., LocalCelery],
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """`audit --distributed --execute` and a schedule added with --execute: once each run's
+    completions are in, a worker on the execution queue only runs the repository's tests."""
+    checkout = git_fixture(PYREPO, tmp_path / "pyrepo")
+    execute = ["--execute", "--execute-max-points", "3", "--execute-wall-s", "120"]
+    celery(queues=[CONTROL_QUEUE, POINTS_QUEUE])
+    executor = celery(name="executor", queues=[EXECUTION_QUEUE])
+    report = json.loads(
+        aixaudit("audit", str(checkout.root), *SMALL, *execute, "--distributed", "--wait",
+                 "--json", env=env).stdout
+    )  # fmt: skip
+    aixaudit("schedule", "add", str(checkout.root), "--at", "23:59", *SMALL, *execute, env=env)
+    [schedule] = json.loads(aixaudit("schedule", "list", "--json", env=env).stdout)
+    aixaudit("schedule", "run", str(schedule["id"]), env=env)
+    [nightly] = nightly_runs(sessions, schedule["id"], 1)
+
+    for run_id in (report["run"]["id"], nightly):
+        figures = executed(sessions, run_id)
+        assert (figures.runner, figures.status, figures.reason) == ("pytest", "done", None)
+        points = progress(sessions, run_id).points_total  # fewer than the cap
+        assert sum(figures.by_status.values()) == figures.points_sampled == points > 0
+        with sessions() as session:
+            stored = session.scalar(
+                select(func.count())
+                .select_from(Execution)
+                .join(Suggestion, Execution.suggestion_id == Suggestion.id)
+                .where(Suggestion.run_id == run_id)
+            )
+        assert stored == points
+    log = executor.log_path.read_text()
+    assert log.count(f"{EXECUTE_SUGGESTIONS}[") >= 2  # received and succeeded, on its queue
+    assert f"{EXECUTE_SUGGESTIONS}[" not in (tmp_path / "celery" / "w0.log").read_text()
 
 
 # -- faults mid-run, counted: every run ends done with 0 points lost and 0 duplicated ----------
