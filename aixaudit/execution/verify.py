@@ -40,7 +40,8 @@ RUNNERS: tuple[Runner, ...] = (PytestRunner(), MakeRunner())
 
 
 class ExecutionOptions(BaseModel):
-    """How much of a run to execute; stored nowhere, given per execution."""
+    """How much of a run to execute: given per execution, or stored with a request to execute
+    (a run's, a schedule's)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
