@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from aixaudit.config import Settings
 from aixaudit.local_triton import LocalTriton
 from aixaudit.prompts import PROFILE_BUDGETS
 from aixaudit.scoring import METRICS
@@ -112,7 +113,9 @@ def test_audit_on_embedded_defaults_stores_scores_and_reports(
     assert served["server_url"].startswith("grpc://127.0.0.1:")
     tokenizer = ModelTokenizer(Path(env["AIXAUDIT_CPU_MODEL_DIR"]))
     assert (served["tokens_exact"], served["tokenizer_sha256"]) == (True, tokenizer.sha256)
-    assert db.execute("SELECT model FROM runs").fetchone() == ("ensemble:1",)
+    # The run's model identity (what its fingerprint holds): the embedded server's, by name.
+    [identity] = db.execute("SELECT model FROM runs").fetchone()
+    assert identity == f"ensemble@embedded:{Settings.model_fields['cpu_model'].default}"
     assert report["config"]["max_new_tokens"] == 8
     assert report["config"]["prompt_budget"] == PROFILE_BUDGETS["l2r"].prompt
     facts = db.execute(
