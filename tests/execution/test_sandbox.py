@@ -39,7 +39,8 @@ def checkout(tmp_path: Path) -> Path:
 def _pytest(
     checkout: Path, test: str, *, limits: Limits, env: dict[str, str] | None = None
 ) -> Outcome:
-    with Sandbox.open(checkout, expose=[Path(sys.base_prefix)]) as sandbox:
+    # The interpreter and this venv's packages, wherever they are (a checkout under /tmp too).
+    with Sandbox.open(checkout, expose=[Path(sys.base_prefix), Path(sys.prefix)]) as sandbox:
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", test]
         return sandbox.run(argv, limits=limits, env=env)
 
