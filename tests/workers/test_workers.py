@@ -489,7 +489,8 @@ def test_runs_asked_to_execute_are_executed_by_the_execution_workers(
                  "--json", env=env).stdout
     )  # fmt: skip
     aixaudit("schedule", "add", str(checkout.root), "--at", "23:59", *SMALL, *execute, env=env)
-    [schedule] = json.loads(aixaudit("schedule", "list", "--json", env=env).stdout)
+    listed = json.loads(aixaudit("schedule", "list", "--json", env=env).stdout)
+    [schedule] = [s for s in listed if s["origin"] == str(checkout.root.resolve())]  # this one
     aixaudit("schedule", "run", str(schedule["id"]), env=env)
     [nightly] = nightly_runs(sessions, schedule["id"], 1)
 
