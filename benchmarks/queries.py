@@ -54,17 +54,17 @@ EPOCH = datetime(2026, 1, 1, 2, tzinfo=UTC)
 
 
 @contextmanager
-def database() -> Iterator[str]:
-    """A fresh database of our own, dropped at the end; yields its URL."""
+def database(name: str = DATABASE) -> Iterator[str]:
+    """A fresh database `name` of our own, dropped at the end; yields its URL."""
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(DATABASE)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield f"{PG_SERVER}/{DATABASE}"
+        yield f"{PG_SERVER}/{name}"
     finally:
         with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
             drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            admin.execute(drop.format(sql.Identifier(DATABASE)))
+            admin.execute(drop.format(sql.Identifier(name)))
 
 
 def _copy(connection: psycopg.Connection, table: str, columns: str, lines: io.StringIO) -> None:

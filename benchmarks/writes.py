@@ -15,16 +15,15 @@ created and dropped. The SQLite file lives in a temporary directory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import psycopg
-from psycopg import sql
+from queries import database  # benchmarks/ is the script's path
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,22 +32,12 @@ from aixaudit.store import queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import Metric, Point, Score, Suggestion
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "aixaudit_bench_writes"
 Writer = Callable[[list[dict[str, Any]]], None]
 
 
-@contextmanager
-def postgresql() -> Iterator[str]:
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(DATABASE)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    try:
-        yield f"{PG_SERVER}/{DATABASE}"
-    finally:
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            admin.execute(drop.format(sql.Identifier(DATABASE)))
+def postgresql() -> contextlib.AbstractContextManager[str]:
+    return database(DATABASE)  # the same scratch database as benchmarks/queries.py makes
 
 
 def planned(sessions: sessionmaker[Session], *, points: int, origin: str) -> list[int]:
