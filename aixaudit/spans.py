@@ -33,13 +33,13 @@ What is no point (the same rules in every language):
 from __future__ import annotations
 
 import hashlib
-import heapq
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache, partial
-from operator import attrgetter
+from functools import cache
+from itertools import chain
+from operator import attrgetter, methodcaller
 from typing import NamedTuple
 
 import tree_sitter
@@ -55,6 +55,10 @@ _RUN_LENGTHS = (2, 3, 4)
 _WORD = re.compile(r"\w")
 _MAX_UTF8_BYTES = 4  # per character
 _ORDER = attrgetter("start_byte", "end_byte", "kind")
+_ID, _BYTE_RANGE, _START_BYTE, _END_BYTE = map(
+    attrgetter, ("id", "byte_range", "start_byte", "end_byte")
+)
+_DIGEST = methodcaller("digest")
 # Node types of the eight grammars (their names do not clash across grammars).
 _STRINGS = frozenset(
     [
@@ -94,6 +98,7 @@ _CAPTURE_NAMES = {
 }
 _BLOCK_CAPTURE, _STATEMENT_CAPTURE = "span.block", _CAPTURE_NAMES[SpanKind.STATEMENT]
 _BODIES = frozenset((SpanKind.FUNCTION_BODY, SpanKind.BLOCK_BODY))
+_NAMES = {kind: kind.value.encode() for kind in SpanKind}  # what ranks hash
 
 
 class Span(NamedTuple):
@@ -159,7 +164,7 @@ def find_spans(
     spans = [
         _span(kind, first, last, node_type)
         for kind in SpanKind
-        for _, _, first, last in found.candidates(kind)
+        for first, last in zip(*found.candidates(kind)[1:], strict=True)
         if (node_type := _node_type(kind, first, last)) is not None
     ]
     # One span per (start_byte, end_byte, kind), should two nodes or patterns share one.
@@ -187,16 +192,21 @@ def pick_spans(
     are ranked, on byte offsets alone; the other checks and the Span wait until a candidate
     is next in line.
     """
-    kind_rank = partial(_kind_rank, seed=policy.seed, content_hash=content_hash)
-    order = sorted(SpanKind, key=lambda kind: kind_rank(kind=kind))
+    turns = f"{policy.seed}\0{content_hash}\0".encode()
+    order = sorted(SpanKind, key=lambda kind: hashlib.sha256(turns + _NAMES[kind]).digest())
     found = _Found(language, parse(language, source, limits=limits).root_node)
-    head, tail = len(source) - len(source.lstrip()), len(source.rstrip())
-    queues = (_queue(kind, found, source, policy, content_hash, (head, tail)) for kind in order)
+    window = _Window.of(source, policy)
+    queues = (_queue(kind, found, source, policy, content_hash, window) for kind in order)
     return sorted(_take_turns(queues, policy.per_file), key=_ORDER)
 
 
-# (start_byte, end_byte, first node, last node): a candidate before the rules and sizes.
-_Candidate = tuple[int, int, tree_sitter.Node, tree_sitter.Node]
+class _Candidates(NamedTuple):
+    """A kind's candidates in capture order (runs: by block, then length), before the rules
+    and sizes: each one's byte range and its first and last node (the same for one node)."""
+
+    ranges: list[tuple[int, int]]
+    firsts: list[tree_sitter.Node]
+    lasts: list[tree_sitter.Node]
 
 
 class _Found:
@@ -205,20 +215,14 @@ class _Found:
     def __init__(self, language: Language, root: tree_sitter.Node) -> None:
         self._nodes = captures(span_query(language), root)
 
-    def candidates(self, kind: SpanKind) -> list[_Candidate]:
-        """A kind's candidates in capture order (runs: by block, then length), before the
-        rules and sizes. Runs go through statements that are no point: `_node_type` rejects
-        every run holding one, which leaves the runs such a statement breaks into."""
+    def candidates(self, kind: SpanKind) -> _Candidates:
+        """A kind's candidates. Runs go through statements that are no point: `_node_type`
+        rejects every run holding one, which leaves the runs such a statement breaks into."""
         if kind is not SpanKind.STATEMENTS:
-            nodes = self._nodes.get(_CAPTURE_NAMES[kind], ())
-            return [(node.start_byte, node.end_byte, node, node) for node in nodes]
-        statements = {node.id for node in self._nodes.get(_STATEMENT_CAPTURE, ())}
-        return [
-            run
-            for block in self._nodes.get(_BLOCK_CAPTURE, ())
-            if block.named_child_count >= _RUN_LENGTHS[0]
-            for run in _statement_runs(block, statements)
-        ]
+            nodes = self._nodes.get(_CAPTURE_NAMES[kind], [])
+            return _Candidates(list(map(_BYTE_RANGE, nodes)), nodes, nodes)
+        statements = set(map(_ID, self._nodes.get(_STATEMENT_CAPTURE, ())))
+        return _statement_runs(self._nodes.get(_BLOCK_CAPTURE, []), statements)
 
 
 def _node_type(kind: SpanKind, first: tree_sitter.Node, last: tree_sitter.Node) -> str | None:
@@ -234,37 +238,67 @@ def _node_type(kind: SpanKind, first: tree_sitter.Node, last: tree_sitter.Node) 
     return "+".join(node.type for node in nodes)
 
 
+class _Window(NamedTuple):
+    """The byte ranges a pick can have, known before any text is sliced.
+
+    A character takes 1 to 4 bytes (a replaced invalid byte: 1), so a span holds min_chars
+    to 4 * max_chars bytes, exactly min_chars to max_chars in an ASCII file; and nothing but
+    whitespace may lie before the file's first non-whitespace byte or from the end of its
+    last on, so a side the policy needs must start after (end before) that."""
+
+    min_bytes: int
+    max_bytes: int
+    after: int  # a pick starts after this byte
+    before: int  # and ends before this one
+
+    @classmethod
+    def of(cls, source: bytes, policy: SamplingPolicy) -> _Window:
+        ascii_only = source.isascii()
+        return cls(
+            policy.min_chars,
+            policy.max_chars * (1 if ascii_only else _MAX_UTF8_BYTES),
+            len(source) - len(source.lstrip()) if policy.need_prefix else -1,
+            len(source.rstrip()) if policy.need_suffix else len(source) + 1,
+        )
+
+
 def _queue(
     kind: SpanKind,
     found: _Found,
     source: bytes,
     policy: SamplingPolicy,
     content_hash: str,
-    code: tuple[int, int],
+    window: _Window,
 ) -> Iterator[Span]:
     """A kind's eligible spans, lowest rank first; nothing is done before the first is asked.
 
-    Only candidates whose byte offsets can qualify are ranked: a character takes 1 to 4 bytes
-    (a replaced invalid byte: 1), so only min_chars to 4 * max_chars bytes, and nothing but
-    whitespace before `code[0]` (the file's first non-whitespace byte) or from `code[1]`
-    (the end of its last) on. The rest of a candidate is checked when it is next in line."""
-    prefix = _rank_prefix(seed=policy.seed, content_hash=content_hash, kind=kind)
-    low, high = policy.min_chars, _MAX_UTF8_BYTES * policy.max_chars
-    after = code[0] if policy.need_prefix else -1
-    before = code[1] if policy.need_suffix else len(source) + 1
-    ranked = [
-        # A later capture of the same range wins, as in find_spans (-i: it comes out first).
-        (hashlib.sha256(b"%b%d\0%d" % (prefix, start, end)).digest(), -i, first, last)
-        for i, (start, end, first, last) in enumerate(found.candidates(kind))
+    Only candidates in the window are ranked, on byte offsets alone (a sha256 each, in C
+    loops); the rest of a candidate is checked, and its Span built, when it is next in line."""
+    ranges, firsts, lasts = found.candidates(kind)
+    low, high, after, before = window
+    kept = [
+        i
+        for i, (start, end) in enumerate(ranges)
         if low <= end - start <= high and after < start and end < before
     ]
-    heapq.heapify(ranked)
-    while ranked:
-        _, _, first, last = heapq.heappop(ranked)
+    if not kept:
+        return
+    key = _rank_key(seed=policy.seed, content_hash=content_hash, kind=kind)
+    ranks = list(map(_DIGEST, map(hashlib.sha256, map(key.__mod__, map(ranges.__getitem__, kept)))))
+    # Of equal ranks (one range captured twice), the later capture first, as in find_spans.
+    later_first = range(len(kept) - 1, -1, -1)
+    lowest = min(later_first, key=ranks.__getitem__)  # most queues are asked for one span
+    for j in chain((lowest,), (j for j in _sorted(later_first, ranks) if j != lowest)):
+        first, last = firsts[kept[j]], lasts[kept[j]]
         if (node_type := _node_type(kind, first, last)) is not None and _eligible(
             span := _span(kind, first, last, node_type), source, policy
         ):
             yield span
+
+
+def _sorted(positions: range, ranks: list[bytes]) -> Iterator[int]:
+    """Positions by rank, stable; sorted only when the first is asked."""
+    yield from sorted(positions, key=ranks.__getitem__)
 
 
 def _take_turns(queues: Iterable[Iterator[Span]], per_file: int) -> list[Span]:
@@ -326,32 +360,43 @@ def _span(kind: SpanKind, first: tree_sitter.Node, last: tree_sitter.Node, node_
     )
 
 
-def _statement_runs(block: tree_sitter.Node, statements: set[int]) -> Iterator[_Candidate]:
-    """Every run of 2-4 adjacent children of `block` whose node ids are in `statements`."""
-    run: list[tuple[int, int, tree_sitter.Node]] = []
-    for child in [*block.named_children, None]:  # None ends the last run
-        if child is not None and child.id in statements:
-            run.append((child.start_byte, child.end_byte, child))
+def _statement_runs(blocks: list[tree_sitter.Node], statements: set[int]) -> _Candidates:
+    """Every run of 2-4 adjacent children of a block whose node ids are in `statements`, by
+    block, then length, then start."""
+    runs = _Candidates([], [], [])
+    add_ranges, add_firsts, add_lasts = runs.ranges.extend, runs.firsts.extend, runs.lasts.extend
+    for block in blocks:
+        if block.named_child_count < _RUN_LENGTHS[0]:
             continue
-        for length in _RUN_LENGTHS:
-            for i in range(len(run) - length + 1):
-                (start, _, first), (_, end, last) = run[i], run[i + length - 1]
-                yield start, end, first, last
-        run = []
+        children = block.named_children
+        if statements.issuperset(map(_ID, children)):  # most blocks: one run through them all
+            groups = [children]
+        else:
+            groups, begin = [], 0
+            for end, child in enumerate([*children, None]):  # None ends the last run
+                if child is None or child.id not in statements:
+                    groups.append(children[begin:end])
+                    begin = end + 1
+        for group in groups:
+            starts, ends = list(map(_START_BYTE, group)), list(map(_END_BYTE, group))
+            for length in _RUN_LENGTHS[: max(len(group) - 1, 0)]:
+                count = len(group) - length + 1
+                add_ranges(zip(starts[:count], ends[length - 1 :], strict=True))
+                add_firsts(group[:count])
+                add_lasts(group[length - 1 :])
+    return runs
 
 
 def point_rank(*, seed: int, content_hash: str, span: Span) -> str:
     """A stable, seed-dependent order key for a point (sha256 hex): the run cap keeps the lowest."""
-    prefix = _rank_prefix(seed=seed, content_hash=content_hash, kind=span.kind)
-    return hashlib.sha256(b"%b%d\0%d" % (prefix, span.start_byte, span.end_byte)).hexdigest()
+    key = _rank_key(seed=seed, content_hash=content_hash, kind=span.kind)
+    return hashlib.sha256(key % (span.start_byte, span.end_byte)).hexdigest()
 
 
-def _rank_prefix(*, seed: int, content_hash: str, kind: SpanKind) -> bytes:
-    return f"{seed}\0{content_hash}\0{kind.value}\0".encode()
-
-
-def _kind_rank(*, seed: int, content_hash: str, kind: SpanKind) -> str:
-    return hashlib.sha256(f"{seed}\0{content_hash}\0{kind.value}".encode()).hexdigest()
+def _rank_key(*, seed: int, content_hash: str, kind: SpanKind) -> bytes:
+    """What a point's rank hashes, as a format of its (start_byte, end_byte)."""
+    prefix = f"{seed}\0{content_hash}\0".encode() + _NAMES[kind] + b"\0"
+    return prefix.replace(b"%", b"%%") + b"%d\0%d"
 
 
 def _eligible(span: Span, source: bytes, policy: SamplingPolicy) -> bool:
