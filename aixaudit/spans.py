@@ -192,6 +192,7 @@ def pick_spans(
     are ranked, on byte offsets alone; the other checks and the Span wait until a candidate
     is next in line.
     """
+    # Kinds in the order of sha256(seed, hash, kind): digests sort as their hex did.
     turns = f"{policy.seed}\0{content_hash}\0".encode()
     order = sorted(SpanKind, key=lambda kind: hashlib.sha256(turns + _NAMES[kind]).digest())
     found = _Found(language, parse(language, source, limits=limits).root_node)
