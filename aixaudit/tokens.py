@@ -83,7 +83,10 @@ def load_token_counter(tokenizer_dir: Path | None) -> TokenCounter:
 # keep its last 768 tokens cost ~10 ms a point, most of building a prompt. Tokens far from the
 # window's cut edge come out as in the whole text, so the window is grown until it holds
 # _WINDOW_MARGIN tokens more than the budget (or the whole text).
-_CHARS_PER_TOKEN = 4  # first guess at a window's size; code averages 3-4 characters a token
+# First guess at a window's size in characters a token. With 4, half of the standard library's
+# 768-token prefixes needed a second window twice as large (an encode of 3 window sizes in all);
+# with 5, almost none do, and the kept text and its count came out the same on 300 points.
+_CHARS_PER_TOKEN = 5
 _WINDOW_MARGIN = 64
 
 
