@@ -21,6 +21,7 @@ Two rules live here:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import tree_sitter
@@ -257,6 +258,8 @@ class _Insertion:
         self._original_end = _point(self.original, self._start_point)
         self.tree = _file_tree(language, self.prefix + self.original + self.suffix)
         self._trees: dict[bytes, tree_sitter.Tree] = {self.original: self.tree}
+        # Byte ranges (in the new file) whose syntax tree changed, by inserted body.
+        self._changed: dict[bytes, list[tuple[int, int]]] = {self.original: []}
         self.scope = self.tree.root_node
         if self.scope.has_error:
             self.scope = _enclosing_scope(self.scope, self.start, self.start + self.original_size)
@@ -276,9 +279,9 @@ class _Insertion:
                 old_end_point=self._original_end,
                 new_end_point=_point(body, self._start_point),
             )
-            self._trees[body] = parse(
-                self.language, self.prefix + body + self.suffix, old_tree=tree
-            )
+            new = parse(self.language, self.prefix + body + self.suffix, old_tree=tree)
+            self._trees[body] = new
+            self._changed[body] = [(r.start_byte, r.end_byte) for r in tree.changed_ranges(new)]
         return self._trees[body]
 
     def fits(self, completion: str, kind: str | None = None) -> bool:
@@ -300,7 +303,8 @@ class _Insertion:
         if scope is None or _broken_inside(scope, self.start, end) > self.broken:
             return False
         span = (self.start, self.start + self.original_size)
-        if not _same_shape(self.scope, span, scope, (self.start, end), expression):
+        changed = _Changed(self._changed[body], span, (self.start, end))
+        if not _same_shape(self.scope, scope, changed, expression):
             return False
         return not (kind in _STATEMENT_KINDS and _ends_on_a_name(root, self.start, end))
 
@@ -345,34 +349,65 @@ def _inside(node: tree_sitter.Node, start: int, end: int) -> bool:
     return start <= node.start_byte and node.end_byte <= end
 
 
+@dataclass(frozen=True)
+class _Changed:
+    """Where the file with the completion differs from the original: the span (original
+    bytes), the completion (new bytes), and the ranges tree-sitter's `changed_ranges` reports
+    (new bytes; outside them every character has the same ancestors in both trees)."""
+
+    ranges: list[tuple[int, int]]
+    span: tuple[int, int]
+    completion: tuple[int, int]
+
+    def unchanged(self, a: tree_sitter.Node, b: tree_sitter.Node) -> bool:
+        """Whether `b` (new) is `a` (original) moved, with the same subtree: away from the
+        insertion, at `a`'s place, outside every changed range, error-free, and (cheap
+        insurance) as many descendants."""
+        span, completion = self.span, self.completion
+        if not (_apart(a, *span) and _apart(b, *completion)):
+            return False
+        if a.id == b.id:
+            return True  # one subtree both incremental parses reused
+        shift = 0 if a.end_byte < span[0] else completion[1] - span[1]
+        start, end = b.start_byte, b.end_byte
+        if start != a.start_byte + shift or end != a.end_byte + shift or b.has_error:
+            return False
+        if any(low <= end and start <= high for low, high in self.ranges):
+            return False
+        return a.descendant_count == b.descendant_count
+
+
 def _same_shape(
-    original: tree_sitter.Node,
-    span: tuple[int, int],
-    inserted: tree_sitter.Node,
-    completion: tuple[int, int],
-    count: bool,
+    original: tree_sitter.Node, inserted: tree_sitter.Node, changed: _Changed, count: bool
 ) -> bool:
     """Whether two scopes have the same nodes, in the same nesting and order, where each run of
     sibling nodes wholly inside the span (or the completion) counts as one (of its length if
-    `count`). A subtree that both incremental parses reused (same id), away from the insertion,
-    is equal without a walk: this keeps the check cheap in long files."""
+    `count`). Subtrees away from the insertion that tree-sitter reports unchanged, and leaves
+    of the same type, are equal without a walk: this keeps the check cheap in long files."""
+    if not _same_type(original, inserted):
+        return False
     stack = [(original, inserted)]
     while stack:
         a, b = stack.pop()
-        if a.type != b.type:
-            return False
-        if a.id == b.id and _apart(a, *span) and _apart(b, *completion):
+        if changed.unchanged(a, b):
             continue
-        runs_a, runs_b = _runs(a, *span, count), _runs(b, *completion, count)
+        runs_a, runs_b = _runs(a, *changed.span, count), _runs(b, *changed.completion, count)
         if len(runs_a) != len(runs_b):
             return False
         for x, y in zip(runs_a, runs_b, strict=True):
             if isinstance(x, int) or isinstance(y, int):
                 if not (isinstance(x, int) and isinstance(y, int) and x == y):
                     return False
-            else:
+            elif not _same_type(x, y):
+                return False
+            elif x.child_count or y.child_count:
                 stack.append((x, y))
     return True
+
+
+def _same_type(a: tree_sitter.Node, b: tree_sitter.Node) -> bool:
+    """Node types compared by symbol first (an int), by name where symbols differ (aliases)."""
+    return a.kind_id == b.kind_id or a.type == b.type
 
 
 def _apart(node: tree_sitter.Node, start: int, end: int) -> bool:

@@ -25,6 +25,11 @@ Prompts are cut to 768 tokens, the size of the bare loop's: the server's preproc
 tokenizes every prompt on the same two cores, so the profile's 8,064 would measure the server's
 tokenizer, not the client.
 
+Before the server starts, the client alone (no server, answers scripted in this process, scored
+in the loop) measures its CPU per answer for three kinds of answer on copies of the same points:
+real-like (the reference and the rest of its line and the next one, as a model that runs on
+writes), echoed (the fixed-cost model's answer) and 512-token rambles.
+
 The corpus defaults to the Python standard library (median file ~43 KB, per point); planning
 it (not timed) takes ~40 s.
 """
@@ -40,28 +45,30 @@ import sysconfig
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from tokenizers import Tokenizer
 
 from aixaudit import sources
-from aixaudit.audit import AuditOptions, execute_run, plan_run
+from aixaudit.audit import AuditOptions, complete_points, execute_run, plan_run
 from aixaudit.config import Settings
 from aixaudit.ensemble import ENSEMBLE_NAME
-from aixaudit.inference import Endpoint, TritonCompleter
+from aixaudit.inference import Completion, CompletionRequest, Endpoint, TritonCompleter
 from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.model_repo import render_fixed_cost
 from aixaudit.scoring import AcceptanceRule
 from aixaudit.store import context as stored
+from aixaudit.store import queries
 from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import File, Point, RunStatus, Suggestion
-from aixaudit.tokens import ModelTokenizer
+from aixaudit.tokens import ModelTokenizer, tokenizer_file
 from aixaudit.weights import ensure_cpu_model
 
 T = TypeVar("T")
@@ -69,6 +76,10 @@ BARE_PROMPT_CHARS = 2500  # about the size of the pipeline's prompts (768 tokens
 PROMPT_BUDGET = 768  # tokens of the pipeline's prompts
 MAX_TOKENS = 32  # asked of every request of the bare loop; the most a point asks
 RAMBLE_TOKENS = 512  # asked by every point in the rambles' load
+# A way to answer the points of a run, given them and their files' texts (client alone).
+Answers = Callable[
+    [Sequence[queries.PendingPoint], dict[str, str]], Callable[[CompletionRequest], str]
+]
 
 
 @dataclass(frozen=True)
@@ -191,6 +202,86 @@ def corpus_prompts(root: Path, count: int) -> list[bytes]:
     return [texts[i % len(texts)] for i in range(count)]
 
 
+class ScriptedCompleter:
+    """Answers every request at once with `answer(request)`; the CPU it takes (a server's work,
+    not the client's) is counted apart in `own_cpu_s`."""
+
+    def __init__(self, answer: Callable[[CompletionRequest], str]) -> None:
+        self.answer = answer
+        self.own_cpu_s = 0.0
+
+    async def complete(self, requests: Iterable[CompletionRequest]) -> AsyncIterator[Completion]:
+        for request in requests:
+            started = time.process_time()
+            text = self.answer(request)
+            self.own_cpu_s += time.process_time() - started
+            yield Completion(request.key, text, None, 0.0, 1)
+
+
+def client_only(
+    factory: sessionmaker[Session], run_id: int, options: AuditOptions, model_dir: Path
+) -> list[str]:
+    """Client CPU per answer without a server (prompts, trimming, scoring, storing, all in this
+    process) for real-like, echoed and rambling answers, each on a copy of the run's points."""
+    rambles = options.model_copy(
+        update={"max_new_tokens": RAMBLE_TOKENS, "new_tokens_margin": RAMBLE_TOKENS}
+    )
+    loads = (
+        ("real-like: the reference and the line after it", options, run_on),
+        (f"echoed: the prompt's last <= {MAX_TOKENS} tokens", options, echo(model_dir)),
+        (f"rambles: the prompt's last {RAMBLE_TOKENS} tokens", rambles, echo(model_dir)),
+    )
+    counter = ModelTokenizer(model_dir)
+    lines = ["client alone (no server; answers scripted, scored in the loop):"]
+    for label, config, answers in loads:
+        with factory.begin() as session:
+            copy = stored.copy_run(session, run_id=run_id, config=config.model_dump())
+        with factory() as session:
+            points = queries.pending_points(session, run_id=copy, point_ids=None)
+            blobs = queries.get_blobs(session, shas={point.sha256 for point in points})
+        completer = ScriptedCompleter(answers(points, blobs))
+        started = time.process_time()
+        done = asyncio.run(
+            complete_points(
+                factory, run_id=copy, completer=cast(TritonCompleter, completer), counter=counter
+            )
+        )
+        client_ms = (time.process_time() - started - completer.own_cpu_s) * 1000 / max(1, done)
+        verdict = "met" if client_ms <= 5 else "not met"
+        lines.append(
+            f"  {label}: {client_ms:.1f} ms client CPU per answer (target <= 5: {verdict}), "
+            f"{done} answers ({os.getloadavg()[0]:.1f} load average)"
+        )
+    return lines
+
+
+def run_on(
+    points: Sequence[queries.PendingPoint], blobs: dict[str, str]
+) -> Callable[[CompletionRequest], str]:
+    """Each point's reference followed by the rest of its last line and the next line."""
+    texts = {}
+    for point in points:
+        after = blobs[point.sha256].encode()[point.end_byte :].decode()
+        texts[str(point.id)] = point.original + "\n".join(after.split("\n", 2)[:2])
+    return lambda request: texts[request.key]
+
+
+def echo(model_dir: Path) -> Answers:
+    """The fixed-cost model's answer: the prompt's last `max_tokens` tokens."""
+    tokenizer = Tokenizer.from_file(str(tokenizer_file(model_dir)))
+
+    def answers(
+        points: Sequence[queries.PendingPoint], blobs: dict[str, str]
+    ) -> Callable[[CompletionRequest], str]:
+        def answer(request: CompletionRequest) -> str:
+            ids = tokenizer.encode(request.prompt, add_special_tokens=False).ids
+            return tokenizer.decode(ids[-request.max_tokens :], skip_special_tokens=True)
+
+        return answer
+
+    return answers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -228,15 +319,16 @@ def main() -> None:
             f"\nfixed cost: D={delay_ms:g} ms, B={args.max_batch}, I={args.instances} -> "
             f"ceiling {ceiling:.1f} completions/s"
         )
-        for measured in measure_ceiling(args, delay_ms, in_flight, model_dir):
+        first = delay_ms == args.delay_ms[0]
+        for measured in measure_ceiling(args, delay_ms, in_flight, model_dir, first):
             print("\n".join(measured.lines(ceiling)))
 
 
 def measure_ceiling(
-    args: argparse.Namespace, delay_ms: float, in_flight: int, model_dir: Path
+    args: argparse.Namespace, delay_ms: float, in_flight: int, model_dir: Path, client_alone: bool
 ) -> list[Measured]:
     """The bare loop and the whole pipeline (echoes, then rambles) against one fixed-cost
-    server."""
+    server; first, with `client_alone`, the client's CPU per answer without one."""
     with tempfile.TemporaryDirectory(prefix="aixaudit-bench-") as tmp:
         work = Path(tmp)
         url = f"sqlite:///{work / 'bench.db'}"
@@ -257,6 +349,8 @@ def measure_ceiling(
             f"planned run {run_id} in {time.perf_counter() - started:.1f} s (not timed); "
             f"{file_sizes(factory, run_id)}"
         )
+        if client_alone:
+            print("\n".join(client_only(factory, run_id, options, model_dir)))
 
         repo = render_fixed_cost(
             work / "repo",

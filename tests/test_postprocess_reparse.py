@@ -140,6 +140,30 @@ def test_trimming_and_the_check_equal_those_on_full_parses(monkeypatch: pytest.M
     assert any(text and text != case[-1] for (text, _), case in zip(fast, cases, strict=True))
 
 
+def test_the_shape_check_skips_only_subtrees_a_full_walk_finds_equal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Subtrees that tree-sitter reports unchanged are not walked: the same cuts and verdicts
+    as walking every node, on the same pitfalls."""
+    cases = list(_cases())
+    skipping = [_trim_and_check(*case) for case in cases]
+    monkeypatch.setattr(postprocess._Changed, "unchanged", _same_subtree_only)
+    walking = [_trim_and_check(*case) for case in cases]
+    assert skipping == walking
+    assert {parses for _, parses in skipping} == {True, False}
+
+
+def _same_subtree_only(
+    changed: postprocess._Changed, a: tree_sitter.Node, b: tree_sitter.Node
+) -> bool:
+    """The shortcut before changed ranges: only one subtree both parses share."""
+    return (
+        a.id == b.id
+        and postprocess._apart(a, *changed.span)
+        and postprocess._apart(b, *changed.completion)
+    )
+
+
 def _trim_and_check(
     language: Language, kind: str, prefix: str, original: str, suffix: str, body: str
 ) -> tuple[str, bool]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 from pathlib import Path
 
 from aixaudit.tokens import (
@@ -56,3 +57,14 @@ def test_counted_keeps_give_the_count_of_what_they_keep(cpu_model_dir: Path) -> 
                 kept = keep(counter, text, budget)
                 assert counted(counter, text, budget) == (kept, counter.count(kept))
                 assert (kept == text) == (budget >= whole)
+
+
+def test_a_model_tokenizer_pickles_as_its_path(cpu_model_dir: Path) -> None:
+    """Scoring processes get the counter with every answer: it must not carry the tokenizer."""
+    counter = ModelTokenizer(cpu_model_dir)
+    sent = pickle.dumps(counter)
+    assert len(sent) < 1000
+    received = pickle.loads(sent)
+    assert received.count("def f(x):\n    return x") == counter.count("def f(x):\n    return x")
+    assert received.sha256 == counter.sha256
+    assert pickle.loads(sent) is received  # loaded once per process
