@@ -22,7 +22,7 @@ def compare_runs(
     a: RunQuery,
     b: RunQuery,
     session: SessionDep,
-    top: Annotated[int, Query(ge=0, le=100, description="disagreements listed")] = 10,
+    top: Annotated[int, Query(ge=0, le=compare.MAX_TOP, description="disagreements listed")] = 10,
     export: FormatQuery = Format.JSON,
 ) -> ComparisonOut | Response:
     """Run B against run A, paired point by point: per metric, overall and by language, span
