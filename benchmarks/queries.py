@@ -3,13 +3,13 @@ grows (target p95 < 100 ms, flat).
 
 Fills a PostgreSQL database of its own with runs of `--points` suggestions each (all metrics
 scored, as an audit scores them) over `--repositories` repositories, one run per repository
-per night, by COPY; finishes each run with `lifecycle.finish`, as an audit does (its rollup, and its
-comparison with the repository's previous run, kept for the dashboard), and times that;
-then starts the real `aixaudit api` on it and times, over HTTP, every endpoint the dashboard
-calls: the runs list, a run's report with intervals, a suggestions page deep in a run, a
-repository's trend by run and by day, and the comparison of two runs. The store is measured
-at each of `--sizes` (runs in total): 10 runs of 10,000 (100k), 20 (the first pairs to
-compare: a repository's second night) and 100 (1M).
+per night, by COPY; finishes each run with `lifecycle.finish`, as an audit does (its rollup,
+and its comparison with the repository's previous run, kept for the dashboard), and times
+that; then starts the real `aixaudit api` on it and times, over HTTP, every endpoint the
+dashboard calls: the runs list, a run's report with intervals, a suggestions page deep in a
+run (by offset and by cursor), a repository's trend by run and by day, and the comparison of
+two runs. The store is measured at each of `--sizes` (runs in total): 10 runs of 10,000
+(100k), 20 (the first pairs to compare: a repository's second night) and 100 (1M).
 
     .venv/bin/python benchmarks/queries.py [--sizes 10,20,100] [--points 10000] [--requests 30]
 
@@ -252,6 +252,10 @@ def endpoints(runs: int, repositories: int, points: int) -> dict[str, list[str]]
         "runs list": ["/api/runs?limit=200"],
         "run report": [f"/api/runs/{run}" for run in range(1, runs + 1)],
         "suggestions page": [f"/api/runs/{run}/suggestions?offset={deep}" for run in last_night],
+        # The same pages by cursor: the point before each (a run's point ids are in file order).
+        "... by cursor": [
+            f"/api/runs/{run}/suggestions?after={(run - 1) * points + deep}" for run in last_night
+        ],
         "trend by run": [f"/api/repositories/{r}/trend?by=run" for r in repos],
         "trend by day": [f"/api/repositories/{r}/trend?by=day" for r in repos],
         "compare": [f"/api/compare?a={a}&b={b}" for a, b in pairs] or [],
