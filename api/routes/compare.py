@@ -40,7 +40,7 @@ def compare_runs(
         return csv_response(rows, filename=f"compare-{a}-{b}.csv")
     return ComparisonOut.model_validate(
         {
-            **asdict(found),
+            **vars(found),  # nested dataclasses are read by attribute: no deep copy
             "a": ComparedRunOut.model_validate(queries.get_run(session, run_id=a)),
             "b": ComparedRunOut.model_validate(queries.get_run(session, run_id=b)),
         }
