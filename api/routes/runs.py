@@ -72,7 +72,7 @@ def run_report(
         return csv_response(rows, filename=f"run-{run_id}-report.csv")
     return RunReportOut.model_validate(
         {
-            **asdict(report),
+            **vars(report),  # nested dataclasses are read by attribute: no deep copy
             "baseline_run_id": queries.get_run(session, run_id=run_id).baseline_run_id,
             "deltas": [
                 DeltaOut.model_validate(d) for d in lineage.run_deltas(session, run_id=run_id)

@@ -41,7 +41,7 @@ from aixaudit.store.tables import (
 TABLES = {
     "repositories", "runs", "files", "blobs", "points", "suggestions", "metrics", "scores",
     "schedules", "run_deltas", "context_outlines", "run_rollups", "coverage_maps",
-    "execution_runs", "executions",
+    "execution_runs", "executions", "run_comparisons",
 }  # fmt: skip
 
 
