@@ -10,6 +10,7 @@ the pairs accepted in one run only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,12 +19,14 @@ from sqlalchemy.orm import Session
 from aixaudit.errors import ComparisonError
 from aixaudit.scoring import AcceptanceRule
 from aixaudit.stats import SEED, Interval, cluster_bootstrap, mcnemar_exact
-from aixaudit.store import queries
+from aixaudit.store import lineage, queries
 from aixaudit.store.scored import ScoredPoints, point_texts, scored_points
+from aixaudit.store.tables import Run
 
 # ScoredPoints columns the comparison is broken down by, after the whole ("all").
 GROUPINGS = ["language", "kind", "role"]
 MIN_PAIRS = 30  # fewer pairs make intervals too wide to decide anything
+MAX_TOP = 100  # disagreements a stored comparison keeps: the most a request lists
 ACCEPTANCE = "acceptance_rate"
 
 
@@ -136,6 +139,24 @@ class Comparison:
     groups: list[GroupComparison]
     disagreements: list[Disagreement]
 
+    @classmethod
+    def from_json(cls, stored: dict[str, Any], *, top: int) -> Comparison:
+        """The comparison from `asdict` of it (a stored one), with its first `top`
+        disagreements."""
+        groups = [
+            GroupComparison(
+                **{**group, "metrics": [_metric_from_json(found) for found in group["metrics"]]}
+            )
+            for group in stored["groups"]
+        ]
+        disagreements = [Disagreement(**found) for found in stored["disagreements"][:top]]
+        return cls(**{**stored, "groups": groups, "disagreements": disagreements})
+
+
+def _metric_from_json(stored: dict[str, Any]) -> MetricComparison:
+    interval = stored["interval"]
+    return MetricComparison(**{**stored, "interval": interval and Interval(**interval)})
+
 
 def _group(paired: Paired, grouping: str, key: str, *, seed: int) -> GroupComparison:
     only_a = int(np.sum(paired.a.accepted & ~paired.b.accepted))
@@ -159,18 +180,30 @@ def compare_runs(
     session: Session, *, run_a: int, run_b: int, top: int = 5, seed: int = SEED
 ) -> Comparison:
     """Compare run B with run A on their shared points; refuses (ComparisonError) runs of two
-    commits, and fewer than MIN_PAIRS pairs."""
+    commits, and fewer than MIN_PAIRS pairs. A pair compared when B finished (its baseline,
+    `incremental.compare_with_previous`) is read as it was stored, when `seed` is SEED."""
     first, second = queries.get_run(session, run_id=run_a), queries.get_run(session, run_id=run_b)
     if first.commit != second.commit:
         raise ComparisonError(
             f"Runs {run_a} and {run_b} audited different commits ({(first.commit or '-')[:12]} "
             f"and {(second.commit or '-')[:12]}), so they share no points to pair."
         )
+    stored = lineage.stored_paired(session, run_a=run_a, run_b=run_b) if seed == SEED else None
+    if stored is not None and top <= MAX_TOP:
+        return Comparison.from_json(stored, top=top)
     paired = pair(scored_points(session, run_id=run_a), scored_points(session, run_id=run_b))
+    return compared(session, first=first, second=second, paired=paired, top=top, seed=seed)
+
+
+def compared(
+    session: Session, *, first: Run, second: Run, paired: Paired, top: int, seed: int = SEED
+) -> Comparison:
+    """The comparison of run `second` with run `first` on their `paired` points; refuses
+    (ComparisonError) fewer than MIN_PAIRS pairs."""
     if len(paired) < MIN_PAIRS:
         raise ComparisonError(
-            f"Runs {run_a} and {run_b} share {len(paired)} answered points, fewer than the "
-            f"{MIN_PAIRS} a comparison needs."
+            f"Runs {first.id} and {second.id} share {len(paired)} answered points, fewer than "
+            f"the {MIN_PAIRS} a comparison needs."
         )
     groups = [_group(paired, "all", "all", seed=seed)]
     for grouping in GROUPINGS:
@@ -179,8 +212,8 @@ def compare_runs(
             groups.append(_group(_subset(paired, column == key), grouping, key, seed=seed))
     metric = AcceptanceRule.from_dict(first.acceptance_rule).metric
     return Comparison(
-        run_a=run_a,
-        run_b=run_b,
+        run_a=first.id,
+        run_b=second.id,
         pairs=len(paired),
         left_out_a=paired.left_out_a,
         left_out_b=paired.left_out_b,

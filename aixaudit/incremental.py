@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +26,7 @@ from .sources import Checkout
 from .stats import SEED, Interval
 from .store import lineage, queries
 from .store.scored import scored_points
+from .store.tables import Run
 
 # Headline numbers compared between runs, with their direction (True: higher is better).
 HEADLINE = {
@@ -186,12 +188,26 @@ def compare_with_previous(
                 "pairs": found.n,
                 "regressed": _regressed(found.interval, HEADLINE[found.metric], threshold),
             }
-            for found in compare.differences(paired, seed=seed)
+            for found in _differences(session, baseline=baseline, run=run, paired=paired, seed=seed)
             if found.metric in HEADLINE
         ]
         return lineage.save_comparison(
             session, run_id=run_id, baseline_run_id=baseline.id, deltas=deltas, threshold=threshold
         )
+
+
+def _differences(
+    session: Session, *, baseline: Run, run: Run, paired: compare.Paired, seed: int
+) -> list[compare.MetricComparison]:
+    """The paired differences over all pairs. For a baseline of the same commit, the whole
+    comparison is computed and kept for the dashboard (its "all" group is these differences)."""
+    if baseline.commit != run.commit or len(paired) < compare.MIN_PAIRS or seed != SEED:
+        return compare.differences(paired, seed=seed)
+    found = compare.compared(
+        session, first=baseline, second=run, paired=paired, top=compare.MAX_TOP, seed=seed
+    )
+    lineage.save_paired(session, run_a=baseline.id, run_b=run.id, comparison=asdict(found))
+    return found.groups[0].metrics
 
 
 def _regressed(interval: Interval | None, higher_is_better: bool, threshold: float) -> bool:

@@ -147,6 +147,9 @@ class SuggestionPageOut(Schema):
     offset: int
     limit: int
     items: list[PointOut]
+    next_after: int | None = Field(
+        None, description="the next page's `after` (a point id); null on the last page"
+    )
 
 
 class RepositoryOut(Schema):

@@ -3,13 +3,15 @@ grows (target p95 < 100 ms, flat).
 
 Fills a PostgreSQL database of its own with runs of `--points` suggestions each (all metrics
 scored, as an audit scores them) over `--repositories` repositories, one run per repository
-per night, by COPY; finishes each run as `audit.finish_run` does (its rollup) and times that;
-then starts the real `aixaudit api` on it and times, over HTTP, every endpoint the dashboard
-calls: the runs list, a run's report with intervals, a suggestions page deep in a run, a
-repository's trend by run and by day, and the comparison of two runs. The store is measured
-at each of `--sizes` (runs in total), e.g. 10 runs of 10,000 (100k) and then 100 (1M).
+per night, by COPY; finishes each run with `lifecycle.finish`, as an audit does (its rollup,
+and its comparison with the repository's previous run, kept for the dashboard), and times
+that; then starts the real `aixaudit api` on it and times, over HTTP, every endpoint the
+dashboard calls: the runs list, a run's report with intervals, a suggestions page deep in a
+run (by offset and by cursor), a repository's trend by run and by day, and the comparison of
+two runs. The store is measured at each of `--sizes` (runs in total): 10 runs of 10,000
+(100k), 20 (the first pairs to compare: a repository's second night) and 100 (1M).
 
-    .venv/bin/python benchmarks/queries.py [--sizes 10,100] [--points 10000] [--requests 30]
+    .venv/bin/python benchmarks/queries.py [--sizes 10,20,100] [--points 10000] [--requests 30]
 
 Needs PostgreSQL at 127.0.0.1:5432 (trust auth); the database aixaudit_bench_queries is
 created and dropped.
@@ -38,10 +40,12 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from aixaudit import lifecycle
+from aixaudit.config import get_settings
 from aixaudit.scoring import METRICS, AcceptanceRule
 from aixaudit.spans import SpanKind
-from aixaudit.store import rollups
 from aixaudit.store.db import make_engine, session_factory, upgrade
+from aixaudit.store.tables import RunStatus
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "aixaudit_bench_queries"
@@ -92,11 +96,11 @@ def _add_run(
     connection.execute(
         "INSERT INTO runs (id, repository_id, ref, commit, status, profile, config,"
         " acceptance_rule, created_at, started_at, finished_at, points_total, fingerprint,"
-        " model, distributed) VALUES (%s, %s, 'main', %s, 'done', 'aixcoder', %s, %s, %s, %s,"
-        " %s, %s, 'bench', 'aixcoder-7b', true)",
+        " model, distributed) VALUES (%s, %s, 'main', %s, 'running', 'aixcoder', %s, %s, %s,"
+        " %s, NULL, %s, 'bench', 'aixcoder-7b', true)",
         (
             run_id, repository, f"{repository:040x}", json.dumps({"context": "none"}), rule,
-            created, created, created + timedelta(hours=1), points,
+            created, created, points,
         ),
     )  # fmt: skip
     files, point_rows, suggestion_rows, score_rows = (io.StringIO() for _ in range(4))
@@ -186,14 +190,16 @@ def fill(url: str, ids: Ids, *, runs: int, repositories: int, points: int) -> li
 
 
 def finish(url: str, run_ids: list[int]) -> float:
-    """Roll up each run as `audit.finish_run` does when it finishes; seconds per run."""
+    """Finish each run as an audit does (`lifecycle.finish`: status, rollup, comparison with
+    the previous run); seconds per run."""
     engine = make_engine(url)
     sessions = session_factory(engine)
+    threshold = get_settings().regression_threshold
     started = time.perf_counter()
     try:
         for run_id in run_ids:
-            with sessions.begin() as session:
-                rollups.refresh(session, run_id=run_id)
+            status = lifecycle.finish(sessions, run_id=run_id, threshold=threshold)
+            assert status is RunStatus.PARTIAL, status  # 1% of the points failed
     finally:
         engine.dispose()
     return (time.perf_counter() - started) / len(run_ids)
@@ -246,6 +252,10 @@ def endpoints(runs: int, repositories: int, points: int) -> dict[str, list[str]]
         "runs list": ["/api/runs?limit=200"],
         "run report": [f"/api/runs/{run}" for run in range(1, runs + 1)],
         "suggestions page": [f"/api/runs/{run}/suggestions?offset={deep}" for run in last_night],
+        # The same pages by cursor: the point before each (a run's point ids are in file order).
+        "... by cursor": [
+            f"/api/runs/{run}/suggestions?after={(run - 1) * points + deep}" for run in last_night
+        ],
         "trend by run": [f"/api/repositories/{r}/trend?by=run" for r in repos],
         "trend by day": [f"/api/repositories/{r}/trend?by=day" for r in repos],
         "compare": [f"/api/compare?a={a}&b={b}" for a, b in pairs] or [],
@@ -274,15 +284,16 @@ def percentile(values: list[float], share: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10,100", help="runs in the store at each step")
+    parser.add_argument("--sizes", default="10,20,100", help="runs in the store at each step")
     parser.add_argument("--points", type=int, default=10_000, help="suggestions per run")
     parser.add_argument("--repositories", type=int, default=10)
     parser.add_argument("--requests", type=int, default=30, help="per endpoint and size")
+    parser.add_argument("--database", default=DATABASE, help="created and dropped")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     print(f"load: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
     results: dict[int, dict[str, list[float]]] = {}
-    with database() as url:
+    with database(args.database) as url:
         upgrade(url)
         ids = Ids()
         for size in sizes:
@@ -292,12 +303,14 @@ def main() -> None:
             per_run = finish(url, added)
             stored = size * args.points
             print(
-                f"{stored:>9,} suggestions: loaded {len(added)} runs in {loaded:.1f} s; rollup at"
-                f" finish {per_run:.2f} s per {args.points:,}-point run"
+                f"{stored:>9,} suggestions: loaded {len(added)} runs in {loaded:.1f} s; finish"
+                f" (rollup, comparison) {per_run:.2f} s per {args.points:,}-point run; load"
+                f" {os.getloadavg()[0]:.2f}"
             )
             with api(url) as base:
                 paths = endpoints(size, args.repositories, args.points)
                 results[size] = time_endpoints(base, paths, args.requests)
+            print(f"  timed at load {os.getloadavg()[0]:.2f} (1 min)")
             for name, found in results[size].items():
                 p50, p95 = percentile(found, 0.5), percentile(found, 0.95)
                 verdict = "ok" if p95 < TARGET_MS else f"OVER {TARGET_MS:.0f} ms"

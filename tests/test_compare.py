@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,9 @@ from aixaudit.errors import ComparisonError
 from aixaudit.local_triton import LocalTriton
 from aixaudit.scoring import METRICS, AcceptanceRule
 from aixaudit.stats import Interval, mcnemar_exact
-from aixaudit.store import queries
+from aixaudit.store import lineage, queries
 from aixaudit.store.db import make_engine, session_factory
+from aixaudit.store.scored import scored_rows
 from aixaudit.store.tables import File, Point
 
 OPTIONS = audit.AuditOptions(profile="l2r", per_file=3, max_points=40)
@@ -186,6 +188,48 @@ def test_pairs_groups_and_a_planted_difference(sessions: sessionmaker[Session], 
     [top, *_] = result.disagreements
     assert top.text_a == f"answer {top.score_a:.3f}\nsecond line" and top.reference
     assert top.path.endswith((".py", ".js")) and top.start_line <= top.end_line
+
+
+def test_the_comparison_kept_at_finish_is_the_one_computed_from_the_rows(
+    sessions: sessionmaker[Session], repo: Path
+) -> None:
+    first, second = plan(sessions, repo), plan(sessions, repo, max_points=36)
+    with sessions.begin() as session:  # the same options: second's baseline is first
+        for run_id in (first, second):
+            queries.get_run(session, run_id=run_id).fingerprint = "same options"
+    before = noise(4)
+    answer(sessions, first, before)
+    answer(
+        sessions,
+        second,
+        lambda key: max(0.0, before(key) - 0.2),
+        fail=lambda k: k.startswith("web"),
+    )
+    incremental.compare_with_previous(sessions, run_id=second, threshold=0.05)
+
+    def from_rows(session: Session, top: int) -> compare.Comparison:
+        a, b = (queries.get_run(session, run_id=run_id) for run_id in (first, second))
+        paired = compare.pair(scored_rows(session, run_id=a.id), scored_rows(session, run_id=b.id))
+        return compare.compared(session, first=a, second=b, paired=paired, top=top)
+
+    with sessions() as session:
+        assert lineage.stored_paired(session, run_a=first, run_b=second) is not None
+        for top in (0, 3, compare.MAX_TOP):
+            kept = compare.compare_runs(session, run_a=first, run_b=second, top=top)
+            assert kept == from_rows(session, top)
+        [delta] = [
+            d for d in lineage.run_deltas(session, run_id=second) if d.metric == "es_rapidfuzz"
+        ]
+        overall = by_metric(kept.groups[0])["es_rapidfuzz"]
+        assert (delta.delta, delta.pairs) == (overall.difference, overall.n)
+    with sessions.begin() as session:  # finished again (a resume): the kept one is stale
+        run = queries.get_run(session, run_id=second)
+        run.finished_at = run.finished_at + timedelta(seconds=1)  # type: ignore[operator]
+    with sessions() as session:
+        assert lineage.stored_paired(session, run_a=first, run_b=second) is None
+        assert compare.compare_runs(session, run_a=first, run_b=second, top=3) == from_rows(
+            session, 3
+        )
 
 
 def test_other_commits_and_too_few_pairs_are_refused_in_one_sentence(

@@ -9,9 +9,18 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.orm import Session, aliased
 
-from aixaudit.store.queries import get_run
+from aixaudit.store.queries import FINAL, get_run
 from aixaudit.store.rows import ResultRow, reused_result
-from aixaudit.store.tables import File, Point, Run, RunDelta, RunStatus, Score, Suggestion
+from aixaudit.store.tables import (
+    File,
+    Point,
+    Run,
+    RunComparison,
+    RunDelta,
+    RunStatus,
+    Score,
+    Suggestion,
+)
 
 FINISHED = (RunStatus.DONE.value, RunStatus.PARTIAL.value)
 
@@ -94,3 +103,34 @@ def save_comparison(
 def run_deltas(session: Session, *, run_id: int) -> list[RunDelta]:
     stmt = select(RunDelta).where(RunDelta.run_id == run_id).order_by(RunDelta.metric)
     return list(session.scalars(stmt))
+
+
+def save_paired(session: Session, *, run_a: int, run_b: int, comparison: Mapping[str, Any]) -> None:
+    """Keep the comparison of run B with run A, both finished: replaces any earlier one."""
+    finished = dict(
+        session.execute(select(Run.id, Run.finished_at).where(Run.id.in_([run_a, run_b]))).all()
+    )
+    session.execute(
+        delete(RunComparison).where(RunComparison.run_a == run_a, RunComparison.run_b == run_b)
+    )
+    row = {"run_a": run_a, "run_b": run_b, "comparison": dict(comparison)}
+    finishes = {"finished_a": finished[run_a], "finished_b": finished[run_b]}
+    session.execute(insert(RunComparison), [row | finishes])
+
+
+def stored_paired(session: Session, *, run_a: int, run_b: int) -> dict[str, Any] | None:
+    """The kept comparison of run B with run A, while both runs are final and finished when
+    it was computed; None otherwise (compare them again)."""
+    run_a_, run_b_ = aliased(Run), aliased(Run)
+    stmt = (
+        select(RunComparison.comparison)
+        .join(run_a_, and_(run_a_.id == run_a, run_a_.finished_at == RunComparison.finished_a))
+        .join(run_b_, and_(run_b_.id == run_b, run_b_.finished_at == RunComparison.finished_b))
+        .where(
+            RunComparison.run_a == run_a,
+            RunComparison.run_b == run_b,
+            run_a_.status.in_(FINAL),
+            run_b_.status.in_(FINAL),
+        )
+    )
+    return session.scalar(stmt)

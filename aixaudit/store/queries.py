@@ -16,6 +16,7 @@ from sqlalchemy import (
     FromClause,
     Row,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -394,3 +395,13 @@ def save_rollup(session: Session, *, run_id: int, values: Mapping[str, Any]) -> 
     """Replace the run's rollup (RunRollup columns but run_id)."""
     session.execute(delete(RunRollup).where(RunRollup.run_id == run_id))
     session.execute(insert(RunRollup), [{**values, "run_id": run_id}])
+
+
+def scores_of_run(session: Session, *, run_id: int) -> ColumnElement[bool]:
+    """The condition on Score rows that keeps the run's: on PostgreSQL an index lookup of the
+    run's suggestion ids (`= ANY(ARRAY(...))`), which the planner otherwise answers with a
+    hash join over every score in the store, a cost that grows with the store, not the run."""
+    ids = select(Suggestion.id).where(Suggestion.run_id == run_id)
+    if session.get_bind().dialect.name == "postgresql":
+        return Score.suggestion_id == any_(func.array(ids.scalar_subquery()))
+    return Score.suggestion_id.in_(ids)

@@ -9,6 +9,7 @@ tests compare them, all from one query path.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aixaudit.stats import SEED, Interval, cluster_bootstrap, wilson
-from aixaudit.store.queries import fresh_rollups, get_run
+from aixaudit.store.queries import fresh_rollups, get_run, scores_of_run
 from aixaudit.store.scored import UNKNOWN, ScoredPoints, scored_points
 from aixaudit.store.tables import (
     File,
@@ -300,33 +301,26 @@ def _breakdowns(
     counts = (
         select(*keys, func.count(Point.id).label("points"), *tallies())
         .select_from(Point)
-        .join(File, Point.file_id == File.id)
-        .outerjoin(Suggestion, Suggestion.point_id == Point.id)
+        .join(File, and_(Point.file_id == File.id, File.run_id == run_id))
+        .outerjoin(Suggestion, and_(Suggestion.point_id == Point.id, Suggestion.run_id == run_id))
         .where(Point.run_id == run_id)
+        .group_by(*grouping)
+        .order_by(*grouping)
     )
-    means = (
-        select(*keys, Score.metric_name, func.avg(Score.value).label("mean"))
-        .select_from(Score)
-        .join(Suggestion, Score.suggestion_id == Suggestion.id)
-        .join(Point, Suggestion.point_id == Point.id)
-        .join(File, Point.file_id == File.id)
-        .where(Suggestion.run_id == run_id)
-        .group_by(*grouping, Score.metric_name)
-    )
-    counts = counts.group_by(*grouping).order_by(*grouping)
 
     def key_of(row: Any) -> str:
         return "all" if group is None else str(row.key or UNKNOWN)
 
-    metric_means: dict[str, dict[str, float]] = {}
-    for row in session.execute(means):
-        metric_means.setdefault(key_of(row), {})[row.metric_name] = float(row.mean)
     column = None if group is None else getattr(points, group.key)
+    rows = session.execute(counts).all()
+    scopes = {
+        key_of(row): points if column is None else points.take(column == key_of(row))
+        for row in rows
+    }
 
     def intervals(row: Any) -> dict[str, Interval]:
         rate = wilson(int(row.accepted), int(row.suggestions))
-        scope = points if column is None else points.take(column == key_of(row))
-        found = _mean_intervals(scope, seed=seed)
+        found = _mean_intervals(scopes[key_of(row)], seed=seed)
         return {"acceptance_rate": rate, **found} if rate else found
 
     return [
@@ -342,11 +336,22 @@ def _breakdowns(
             chars_suggested=int(row.chars_suggested),
             chars_accepted=int(row.chars_accepted),
             mean_latency_ms=None if row.mean_latency_ms is None else float(row.mean_latency_ms),
-            metrics=dict(sorted(metric_means.get(key_of(row), {}).items())),
+            metrics=metric_means(scopes[key_of(row)]),
             intervals=intervals(row),
         )
-        for row in session.execute(counts)
+        for row in rows
     ]
+
+
+def metric_means(points: ScoredPoints) -> dict[str, float]:
+    """Each metric's mean over the points scored on it, by name: an exact sum (fsum), so the
+    same in any order of the points."""
+    found = {}
+    for name, values in sorted(points.scores.items()):
+        scored = values[~np.isnan(values)]
+        if scored.size:
+            found[name] = math.fsum(scored.tolist()) / scored.size
+    return found
 
 
 def retry_causes(session: Session, *, run_id: int) -> dict[str, int]:
@@ -377,6 +382,7 @@ def report_sections(
         Score.metric_version == Metric.version,
         Score.suggestion_id == Suggestion.id,
         Suggestion.run_id == run_id,
+        scores_of_run(session, run_id=run_id),
     )
     metrics = session.scalars(select(Metric).where(used).order_by(Metric.name, Metric.version))
     [totals] = _breakdowns(session, run_id=run_id, group=None, points=points, seed=seed)

@@ -13,7 +13,7 @@ import numpy.typing as npt
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from aixaudit.store.queries import fresh_rollups
+from aixaudit.store.queries import fresh_rollups, scores_of_run
 from aixaudit.store.tables import File, Point, RunRollup, Score, Suggestion
 
 UNKNOWN = "unknown"  # the group of points whose file has no language
@@ -98,8 +98,8 @@ def scored_rows(session: Session, *, run_id: int) -> ScoredPoints:
             and_(Suggestion.id.is_not(None), Suggestion.error.is_(None)).label("answered"),
             Suggestion.accepted,
         )
-        .join(File, Point.file_id == File.id)
-        .outerjoin(Suggestion, Suggestion.point_id == Point.id)
+        .join(File, and_(Point.file_id == File.id, File.run_id == run_id))
+        .outerjoin(Suggestion, and_(Suggestion.point_id == Point.id, Suggestion.run_id == run_id))
         .where(Point.run_id == run_id)
         .order_by(Point.id)
     ).all()
@@ -107,7 +107,7 @@ def scored_rows(session: Session, *, run_id: int) -> ScoredPoints:
     found = session.execute(
         select(Suggestion.point_id, Score.metric_name, Score.value)
         .join(Score, Score.suggestion_id == Suggestion.id)
-        .where(Suggestion.run_id == run_id)
+        .where(Suggestion.run_id == run_id, scores_of_run(session, run_id=run_id))
     ).all()
     names = np.array([row[1] for row in found], dtype=str)
     positions = np.searchsorted(point_ids, np.array([row[0] for row in found], dtype=np.int64))

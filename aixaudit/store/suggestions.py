@@ -1,16 +1,19 @@
 """A run's points with their suggestions and scores, one page at a time, for browsing.
 
 Points come in file order (path, then position), so pages are stable while workers add
-results; a point not answered yet is listed with no suggestion.
+results; a point not answered yet is listed with no suggestion. A page is asked for by its
+offset, or by a cursor: the last point of the page before (`next_after`), which reads the page
+from the run's files in path order without placing every point before it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from aixaudit.errors import RunNotFound
 from aixaudit.store.queries import get_run
 from aixaudit.store.tables import File, Point, Score, Suggestion
 
@@ -48,6 +51,7 @@ class SuggestionPage:
     offset: int
     limit: int
     items: list[PointResult]
+    next_after: int | None = None  # the cursor of the next page; None on the last one
 
 
 def suggestion_page(
@@ -55,27 +59,36 @@ def suggestion_page(
     *,
     run_id: int,
     offset: int = 0,
+    after: int | None = None,
     limit: int = 50,
     accepted: bool | None = None,
     language: str | None = None,
     kind: str | None = None,
     role: str | None = None,
 ) -> SuggestionPage:
-    """Points `offset` to `offset + limit` of the run; `accepted` keeps only points whose
-    suggestion was (True) or was not (False) accepted, `language`, `kind` and `role` filter
-    too."""
+    """Points `offset` to `offset + limit` of the run, or the `limit` points after the point
+    `after` (a cursor: RunNotFound when the run has no such point); `accepted` keeps only
+    points whose suggestion was (True) or was not (False) accepted, `language`, `kind` and
+    `role` filter too."""
     get_run(session, run_id=run_id)  # RunNotFound for an unknown id
     filters = _filters(run_id=run_id, accepted=accepted, language=language, kind=kind, role=role)
-    files, first, total = _files_of_page(
-        session, filters, accepted=accepted is not None, offset=offset, limit=limit
-    )
+    if after is None:
+        files, first, total = _files_of_page(
+            session, filters, accepted=accepted is not None, offset=offset, limit=limit
+        )
+        page: list[ColumnElement[bool]] = [Point.file_id.in_(files)]
+    else:
+        page, offset, total = _after(
+            session, filters, run_id=run_id, accepted=accepted is not None, after=after
+        )
+        first = 0
     rows = session.execute(
         select(*_POINT, File.path, File.language, File.role, Suggestion.id.label("suggestion_id"))
         .add_columns(*(getattr(Suggestion, name) for name in _ANSWER), Suggestion.text)
         .join(File, Point.file_id == File.id)
         .outerjoin(Suggestion, Suggestion.point_id == Point.id)
-        .where(*filters, Point.file_id.in_(files))
-        .order_by(File.path, Point.start_byte, Point.id)
+        .where(*filters, *page)
+        .order_by(*_ORDER)
         .offset(first)
         .limit(limit)
     ).all()
@@ -104,9 +117,45 @@ def suggestion_page(
         )
         for row in rows
     ]
+    more = bool(items) and offset + len(items) < total
     return SuggestionPage(
-        run_id=run_id, total=int(total or 0), offset=offset, limit=limit, items=items
+        run_id=run_id,
+        total=total,
+        offset=offset,
+        limit=limit,
+        items=items,
+        next_after=items[-1].point_id if more else None,
     )
+
+
+_ORDER = (File.path, Point.start_byte, Point.id)
+
+
+def _after(
+    session: Session,
+    filters: list[ColumnElement[bool]],
+    *,
+    run_id: int,
+    accepted: bool,
+    after: int,
+) -> tuple[list[ColumnElement[bool]], int, int]:
+    """The conditions of the page after point `after` (in `_ORDER`: files from the cursor's
+    path on, which the (run_id, path) index finds), the page's offset and the matching points
+    in all, both counted in one query."""
+    cursor = session.execute(
+        select(*_ORDER)
+        .join(File, Point.file_id == File.id)
+        .where(Point.run_id == run_id, Point.id == after)
+    ).one_or_none()
+    if cursor is None:
+        raise RunNotFound(f"Run {run_id} has no point with id {after}.")
+    later = tuple_(*_ORDER) > tuple_(*cursor)
+    counted = select(func.count(), func.count().filter(~later)).select_from(Point)
+    counted = counted.join(File, Point.file_id == File.id)
+    if accepted:  # only that filter looks at suggestions
+        counted = counted.join(Suggestion, Suggestion.point_id == Point.id)
+    total, before = session.execute(counted.where(*filters)).one()
+    return [File.path >= cursor.path, later], int(before), int(total)
 
 
 def _files_of_page(
@@ -165,8 +214,10 @@ def _filters(
     kind: str | None,
     role: str | None,
 ) -> list[ColumnElement[bool]]:
-    """The page's conditions; a point with no suggestion yet matches no `accepted` filter."""
-    found = [Point.run_id == run_id]
+    """The page's conditions; a point with no suggestion yet matches no `accepted` filter.
+    Files are kept to the run's too: the planner then reads them by the (run_id, path) index
+    instead of scanning every file in the store."""
+    found = [Point.run_id == run_id, File.run_id == run_id]
     if accepted is not None:
         found.append(Suggestion.accepted == accepted)
     if language is not None:

@@ -6,6 +6,7 @@
     Run 1─* RunDelta; Run *─1 Run (baseline); Run *─1 Run (group); Schedule 1─* Run (nightly runs)
     Run 1─1 ExecutionRun; Suggestion 1─1 Execution; Repository 1─* CoverageMap (by commit, runner)
     Run 1─1 RunRollup (the finished run's report, added up once)
+    Run *─* Run (RunComparison: a run and its baseline compared once, when it finished)
 
 Deleting a run deletes everything under it (ON DELETE CASCADE, so SQLite needs foreign keys on;
 see db.py). The composite unique constraints lead with run_id, so they double as the run_id
@@ -383,3 +384,18 @@ class RunRollup(Base):
     report: Mapped[dict[str, Any]]  # reports.report_sections: files, breakdowns, metrics...
     trend: Mapped[dict[str, Any]]  # trends.rollup: counts, metric sums and intervals
     points: Mapped[bytes] = mapped_column(LargeBinary)  # scored.ScoredPoints.to_bytes
+
+
+class RunComparison(Base):
+    """The paired comparison of run B with run A (`compare.Comparison`, as JSON, with its
+    MAX_TOP disagreements), computed when B finished against its baseline A: the dashboard's
+    compare of that pair then reads one row instead of pairing and resampling two large runs.
+    Valid only while both runs' `finished_at` equal those stored (a resumed run finishes again)."""
+
+    __tablename__ = "run_comparisons"
+
+    run_a: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    run_b: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    finished_a: Mapped[datetime]
+    finished_b: Mapped[datetime]
+    comparison: Mapped[dict[str, Any]]

@@ -152,17 +152,7 @@ RunSums = dict[str, Any]  # {"counts": {_COUNTED name: n}, "metrics": {name: [su
 def run_sums(session: Session, *, run_ids: Sequence[int]) -> dict[int, RunSums]:
     """What each run adds to a trend point, by run id, added up from its rows; metric sums are
     exact (fsum), so the same in any row order and the same from a rollup."""
-    found: dict[int, RunSums] = {
-        run_id: {"counts": dict.fromkeys(_COUNTED, 0), "metrics": {}} for run_id in run_ids
-    }
-    if not found:
-        return found
-    for row in session.execute(
-        select(Suggestion.run_id, *tallies())
-        .where(Suggestion.run_id.in_(run_ids))
-        .group_by(Suggestion.run_id)
-    ):
-        found[row.run_id]["counts"] = {name: int(getattr(row, name)) for name in _COUNTED}
+    found = _counts(session, run_ids=run_ids)
     values: dict[int, dict[str, list[float]]] = {}
     for run_id, name, value in session.execute(
         select(Suggestion.run_id, Score.metric_name, Score.value)
@@ -174,6 +164,22 @@ def run_sums(session: Session, *, run_ids: Sequence[int]) -> dict[int, RunSums]:
         found[run_id]["metrics"] = {
             name: [math.fsum(got), len(got)] for name, got in by_name.items()
         }
+    return found
+
+
+def _counts(session: Session, *, run_ids: Sequence[int]) -> dict[int, RunSums]:
+    """The runs' sums with their counts filled in and no metric yet, by run id."""
+    found: dict[int, RunSums] = {
+        run_id: {"counts": dict.fromkeys(_COUNTED, 0), "metrics": {}} for run_id in run_ids
+    }
+    if not found:
+        return found
+    for row in session.execute(
+        select(Suggestion.run_id, *tallies())
+        .where(Suggestion.run_id.in_(run_ids))
+        .group_by(Suggestion.run_id)
+    ):
+        found[row.run_id]["counts"] = {name: int(getattr(row, name)) for name in _COUNTED}
     return found
 
 
@@ -202,8 +208,14 @@ def intervals(
 
 
 def rollup(session: Session, *, run_id: int, points: ScoredPoints) -> dict[str, Any]:
-    """A finished run's trend point parts for its rollup: sums, and intervals with SEED."""
-    [sums] = run_sums(session, run_ids=[run_id]).values()
+    """A finished run's trend point parts for its rollup: sums (the metrics' from `points`,
+    the run's scores: no second read of them), and intervals with SEED."""
+    [sums] = _counts(session, run_ids=[run_id]).values()
+    for name in TREND_METRICS:
+        values = points.scores.get(name, np.empty(0))
+        scored = values[~np.isnan(values)].tolist()
+        if scored:
+            sums["metrics"][name] = [math.fsum(scored), len(scored)]
     found = intervals([points], counts=sums["counts"])
     return sums | {"intervals": {name: asdict(interval) for name, interval in found.items()}}
 

@@ -22,7 +22,7 @@ def compare_runs(
     a: RunQuery,
     b: RunQuery,
     session: SessionDep,
-    top: Annotated[int, Query(ge=0, le=100, description="disagreements listed")] = 10,
+    top: Annotated[int, Query(ge=0, le=compare.MAX_TOP, description="disagreements listed")] = 10,
     export: FormatQuery = Format.JSON,
 ) -> ComparisonOut | Response:
     """Run B against run A, paired point by point: per metric, overall and by language, span
@@ -40,7 +40,7 @@ def compare_runs(
         return csv_response(rows, filename=f"compare-{a}-{b}.csv")
     return ComparisonOut.model_validate(
         {
-            **asdict(found),
+            **vars(found),  # nested dataclasses are read by attribute: no deep copy
             "a": ComparedRunOut.model_validate(queries.get_run(session, run_id=a)),
             "b": ComparedRunOut.model_validate(queries.get_run(session, run_id=b)),
         }

@@ -72,7 +72,7 @@ def run_report(
         return csv_response(rows, filename=f"run-{run_id}-report.csv")
     return RunReportOut.model_validate(
         {
-            **asdict(report),
+            **vars(report),  # nested dataclasses are read by attribute: no deep copy
             "baseline_run_id": queries.get_run(session, run_id=run_id).baseline_run_id,
             "deltas": [
                 DeltaOut.model_validate(d) for d in lineage.run_deltas(session, run_id=run_id)
@@ -90,6 +90,10 @@ def run_suggestions(
     run_id: IdPath,
     session: SessionDep,
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
+    after: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_INT, description="a point id: the page after it (`next_after`)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     accepted: bool | None = None,
     language: Annotated[str | None, Query(max_length=32, pattern="^[a-z0-9_+-]+$")] = None,
@@ -98,11 +102,13 @@ def run_suggestions(
     export: FormatQuery = Format.JSON,
 ) -> SuggestionPageOut | Response:
     """The run's points in file order with the suggestion, acceptance and scores of each (as
-    CSV: the page's items, one row each)."""
+    CSV: the page's items, one row each), from `offset`, or after the point `after` (the
+    previous page's `next_after`: as fast however deep; it wins over `offset`)."""
     page = suggestions.suggestion_page(
         session,
         run_id=run_id,
         offset=offset,
+        after=after,
         limit=limit,
         accepted=accepted,
         language=language,

@@ -423,6 +423,8 @@ def test_suggestions_are_paged_in_file_order_with_scores(server: Server) -> None
     rest = server.ok(f"/api/runs/{run_id}/suggestions", limit=3, offset=3)
     assert (first["total"], first["offset"], first["limit"], len(first["items"])) == (4, 0, 3, 3)
     assert (rest["total"], rest["offset"], len(rest["items"])) == (4, 3, 1)
+    assert server.ok(f"/api/runs/{run_id}/suggestions", limit=3, after=first["next_after"]) == rest
+    assert rest["next_after"] is None
     items = first["items"] + rest["items"]
     assert [(i["path"], i["start_line"]) for i in items] == sorted(
         (i["path"], i["start_line"]) for i in items

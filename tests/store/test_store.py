@@ -41,7 +41,7 @@ from aixaudit.store.tables import (
 TABLES = {
     "repositories", "runs", "files", "blobs", "points", "suggestions", "metrics", "scores",
     "schedules", "run_deltas", "context_outlines", "run_rollups", "coverage_maps",
-    "execution_runs", "executions",
+    "execution_runs", "executions", "run_comparisons",
 }  # fmt: skip
 
 
@@ -551,3 +551,13 @@ def test_pages_run_across_files_in_file_order(session: Session) -> None:
         found = [(i.path, i.start_line, i.kind) for page in pages for i in page.items]
         assert wanted == found
         assert {page.total for page in pages} == {len(wanted)}
+        # The same pages by cursor: each after the previous page's last point.
+        followed = [pages[0]]
+        while (after := followed[-1].next_after) is not None:
+            page = suggestions.suggestion_page(
+                session, run_id=run_id, after=after, limit=5, kind=kind
+            )
+            followed.append(page)
+        assert followed == [page for page in pages if page.items]
+    with pytest.raises(RunNotFound):  # a cursor that is no point of the run
+        suggestions.suggestion_page(session, run_id=run_id, after=10**6)
