@@ -1,7 +1,7 @@
 """Stored comparisons: a run compared with its baseline once, when it finished, so the
 dashboard's compare of that pair reads one row. Existing pairs are compared again on request.
 
-Revision ID: 0013_dashboard
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-03
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_dashboard"
+revision: str = "0013"
 down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
