@@ -30,19 +30,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fault_injection import (  # tests/, put on the path by benchmarks/faults.py
-    AIXAUDIT,
-    SMALL,
-    UNREACHABLE,
-    PrivateRedis,
-    inferences,
-    local_env,
-    make_repo,
-    restart_on_its_ports,
-    run_env,
-    terminate_backends,
-    wait_for,
-)
+import fault_injection as inject  # tests/, put on the path by benchmarks/faults.py
 from local_celery import LocalCelery
 from queries import database  # beside this file
 from sqlalchemy import create_engine
@@ -80,13 +68,13 @@ class Lab:
 
     def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
         done = subprocess.run(
-            [str(AIXAUDIT), *args], env=env or self.env, capture_output=True, text=True,
+            [str(inject.AIXAUDIT), *args], env=env or self.env, capture_output=True, text=True,
             timeout=300, check=True,
         )  # fmt: skip
         return done.stdout
 
     def distributed_run(self) -> int:
-        return int(self.cli("audit", str(self.repo), *SMALL, "--distributed"))
+        return int(self.cli("audit", str(self.repo), *inject.SMALL, "--distributed"))
 
     def worker(self, name: str) -> LocalCelery:
         return LocalCelery.worker(name, env=self.env, log_dir=self.work / "logs").start()
@@ -102,22 +90,22 @@ class Lab:
 
 
 def answered_some(lab: Lab, run_id: int) -> None:
-    wait_for(lambda: lab.progress(run_id).answered >= 2, timeout_s=PATIENCE_S)
+    inject.wait_for(lambda: lab.progress(run_id).answered >= 2, timeout_s=PATIENCE_S)
 
 
 def tritonserver_killed(lab: Lab) -> Outcome:
     with LocalTriton(log_dir=lab.work / "logs").start(lab.model_repo, env=lab.model_env) as own:
-        local = local_env(lab.env, own.grpc_url)
+        local = inject.local_env(lab.env, own.grpc_url)
         audit = subprocess.Popen(
-            [str(AIXAUDIT), "audit", str(lab.repo), *SMALL, "--json"],
+            [str(inject.AIXAUDIT), "audit", str(lab.repo), *inject.SMALL, "--json"],
             env=local, text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_for(lambda: inferences(own) >= 4, timeout_s=PATIENCE_S)
+        inject.wait_for(lambda: inject.inferences(own) >= 4, timeout_s=PATIENCE_S)
         assert own.pid is not None
         os.killpg(own.pid, signal.SIGKILL)
         run_id = json.loads(audit.communicate(timeout=300)[0])["run"]["id"]
         cut = lab.progress(run_id).status
-        restart_on_its_ports(own, lab.model_repo, lab.model_env)
+        inject.restart_on_its_ports(own, lab.model_repo, lab.model_env)
         lab.cli("resume", str(run_id), env=local)
     return lab.outcome(f"tritonserver SIGKILL (run {cut}, resumed here)", run_id, resumed=True)
 
@@ -127,12 +115,15 @@ def worker_killed(lab: Lab) -> Outcome:
     run_id = lab.distributed_run()
     answered_some(lab, run_id)
     doomed.kill()
-    here = lab.env | {"AIXAUDIT_BROKER_URL": UNREACHABLE, "AIXAUDIT_RESULT_BACKEND": UNREACHABLE}
+    here = lab.env | {
+        "AIXAUDIT_BROKER_URL": inject.UNREACHABLE,
+        "AIXAUDIT_RESULT_BACKEND": inject.UNREACHABLE,
+    }
     lab.cli("resume", str(run_id), "--local", env=here)
     return lab.outcome("worker SIGKILL (resume --local)", run_id, resumed=True)
 
 
-def redis_restarted(lab: Lab, broker: PrivateRedis) -> Outcome:
+def redis_restarted(lab: Lab, broker: inject.PrivateRedis) -> Outcome:
     with lab.worker("w1"), lab.worker("w2"):
         run_id = lab.distributed_run()
         answered_some(lab, run_id)
@@ -145,8 +136,8 @@ def postgresql_terminated(lab: Lab, database: str) -> Outcome:
     with lab.worker("w1"), lab.worker("w2"):
         run_id = lab.distributed_run()
         answered_some(lab, run_id)
-        terminate_backends(database)
-        wait_for(lambda: lab.progress(run_id).finished, timeout_s=PATIENCE_S)
+        inject.terminate_backends(database)
+        inject.wait_for(lambda: lab.progress(run_id).finished, timeout_s=PATIENCE_S)
     return lab.outcome("postgresql backends terminated x5", run_id, resumed=False)
 
 
@@ -160,12 +151,12 @@ def midrun_faults(files: int = 20) -> list[Outcome]:
         url = plain.replace("postgresql://", "postgresql+psycopg://", 1)
         upgrade(url)
         model_repo = render_fixed_cost(work / "model_repo", delay_ms=40)
-        repo = make_repo(work / "repo", files)
-        broker = PrivateRedis(work).start()
+        repo = inject.make_repo(work / "repo", files)
+        broker = inject.PrivateRedis(work).start()
         engine = create_engine(url, poolclass=NullPool)  # its connections get terminated too
         try:
             with LocalTriton(log_dir=work / "logs").start(model_repo, env=model_env) as server:
-                env = run_env(
+                env = inject.run_env(
                     data_dir=work / "data",
                     database_url=url,
                     broker_url=broker.url,
