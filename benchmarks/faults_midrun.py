@@ -14,8 +14,9 @@ known cost per batch) with 2-point chunks. Expected: every run `done`, 0 lost, 0
 
     .venv/bin/python benchmarks/faults.py --sections midrun [--files 20]
 
-Needs PostgreSQL at 127.0.0.1:5432 (trust auth, database `test`: a database of its own is made
-and dropped) and redis-server on the PATH (a private one on a free loopback port).
+Needs PostgreSQL at 127.0.0.1:5432 (trust auth: a database of its own is made and dropped) and
+redis-server on the PATH (a private one on a free loopback port). The faults themselves are
+tests/fault_injection.py's, which the worker tests inject too.
 """
 
 from __future__ import annotations
@@ -23,27 +24,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import psycopg
-import redis
-import tritonclient.http as httpclient
-from psycopg import sql
+import fault_injection as inject  # tests/, put on the path by benchmarks/faults.py
+from local_celery import LocalCelery
+from queries import database  # beside this file
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from aixaudit import local_triton as server_module
 from aixaudit.config import Settings
 from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.model_repo import render_fixed_cost
@@ -51,26 +44,7 @@ from aixaudit.store import control
 from aixaudit.store.db import session_factory, upgrade
 from aixaudit.weights import ensure_cpu_model
 
-if TYPE_CHECKING:
-    from local_celery import LocalCelery
-
-HERE = Path(__file__).resolve().parent
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
-AIXAUDIT = Path(sys.executable).with_name("aixaudit")
-UNREACHABLE = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
-SMALL = ["--profile", "l2r", "--per-file", "2", "--max-new-tokens", "4"]
-MODULE = """\
-def total_{i}(values):
-    result = 0
-    for value in values:
-        if value > {i}:
-            result += value
-    return result
-
-
-def label_{i}(name, count):
-    return "{{}}: {{}}".format(name, count).upper()
-"""
+PATIENCE_S = 300.0  # for each wait: a busy machine answers slowly
 
 
 @dataclass(frozen=True)
@@ -88,25 +62,22 @@ class Lab:
     work: Path
     env: dict[str, str]
     sessions: sessionmaker[Session]
-    server: LocalTriton
     model_repo: Path
     model_env: dict[str, str]
     repo: Path
 
     def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
         done = subprocess.run(
-            [str(AIXAUDIT), *args], env=env or self.env, capture_output=True, text=True,
+            [str(inject.AIXAUDIT), *args], env=env or self.env, capture_output=True, text=True,
             timeout=300, check=True,
         )  # fmt: skip
         return done.stdout
 
     def distributed_run(self) -> int:
-        return int(self.cli("audit", str(self.repo), *SMALL, "--distributed"))
+        return int(self.cli("audit", str(self.repo), *inject.SMALL, "--distributed"))
 
-    def worker(self, name: str, env: dict[str, str] | None = None) -> LocalCelery:
-        from local_celery import LocalCelery  # tests/, put on the path by benchmarks/faults.py
-
-        return LocalCelery.worker(name, env=env or self.env, log_dir=self.work / "logs").start()
+    def worker(self, name: str) -> LocalCelery:
+        return LocalCelery.worker(name, env=self.env, log_dir=self.work / "logs").start()
 
     def progress(self, run_id: int) -> control.RunProgress:
         with self.sessions() as session:
@@ -118,45 +89,23 @@ class Lab:
         return Outcome(fault, tally, self.progress(run_id).status, resumed)
 
 
-def wait_for(condition: Callable[[], Any], *, timeout_s: float = 300.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out waiting for the run")
-        time.sleep(0.02)
-    return value
-
-
 def answered_some(lab: Lab, run_id: int) -> None:
-    wait_for(lambda: lab.progress(run_id).answered >= 2)
+    inject.wait_for(lambda: lab.progress(run_id).answered >= 2, timeout_s=PATIENCE_S)
 
 
 def tritonserver_killed(lab: Lab) -> Outcome:
     with LocalTriton(log_dir=lab.work / "logs").start(lab.model_repo, env=lab.model_env) as own:
-        local = lab.env | {
-            "AIXAUDIT_TRITON_URL": f"grpc://{own.grpc_url}",
-            "AIXAUDIT_BROKER_URL": UNREACHABLE,
-            "AIXAUDIT_RESULT_BACKEND": UNREACHABLE,
-            "AIXAUDIT_MAX_RETRIES": "1",
-            "AIXAUDIT_RETRY_BACKOFF_S": "0.05",
-        }
+        local = inject.local_env(lab.env, own.grpc_url)
         audit = subprocess.Popen(
-            [str(AIXAUDIT), "audit", str(lab.repo), *SMALL, "--json"],
+            [str(inject.AIXAUDIT), "audit", str(lab.repo), *inject.SMALL, "--json"],
             env=local, text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_for(lambda: inferences(own) >= 4)
-        ports, pid = own._ports, own.pid
-        assert ports is not None and pid is not None
-        os.killpg(pid, signal.SIGKILL)
+        inject.wait_for(lambda: inject.inferences(own) >= 4, timeout_s=PATIENCE_S)
+        assert own.pid is not None
+        os.killpg(own.pid, signal.SIGKILL)
         run_id = json.loads(audit.communicate(timeout=300)[0])["run"]["id"]
         cut = lab.progress(run_id).status
-        own.stop()
-        free_ports, server_module._free_ports = server_module._free_ports, lambda: ports
-        # the same ports again: clients keep their address
-        try:
-            own.start(lab.model_repo, env=lab.model_env)
-        finally:
-            server_module._free_ports = free_ports
+        inject.restart_on_its_ports(own, lab.model_repo, lab.model_env)
         lab.cli("resume", str(run_id), env=local)
     return lab.outcome(f"tritonserver SIGKILL (run {cut}, resumed here)", run_id, resumed=True)
 
@@ -166,12 +115,15 @@ def worker_killed(lab: Lab) -> Outcome:
     run_id = lab.distributed_run()
     answered_some(lab, run_id)
     doomed.kill()
-    here = lab.env | {"AIXAUDIT_BROKER_URL": UNREACHABLE, "AIXAUDIT_RESULT_BACKEND": UNREACHABLE}
+    here = lab.env | {
+        "AIXAUDIT_BROKER_URL": inject.UNREACHABLE,
+        "AIXAUDIT_RESULT_BACKEND": inject.UNREACHABLE,
+    }
     lab.cli("resume", str(run_id), "--local", env=here)
     return lab.outcome("worker SIGKILL (resume --local)", run_id, resumed=True)
 
 
-def redis_restarted(lab: Lab, broker: PrivateRedis) -> Outcome:
+def redis_restarted(lab: Lab, broker: inject.PrivateRedis) -> Outcome:
     with lab.worker("w1"), lab.worker("w2"):
         run_id = lab.distributed_run()
         answered_some(lab, run_id)
@@ -184,111 +136,38 @@ def postgresql_terminated(lab: Lab, database: str) -> Outcome:
     with lab.worker("w1"), lab.worker("w2"):
         run_id = lab.distributed_run()
         answered_some(lab, run_id)
-        with psycopg.connect(f"{PG_SERVER}/test", autocommit=True) as admin:
-            for _ in range(5):
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (database,),
-                )
-                time.sleep(0.3)
-        wait_for(lambda: lab.progress(run_id).finished)
+        inject.terminate_backends(database)
+        inject.wait_for(lambda: lab.progress(run_id).finished, timeout_s=PATIENCE_S)
     return lab.outcome("postgresql backends terminated x5", run_id, resumed=False)
-
-
-def inferences(server: LocalTriton) -> int:
-    client = httpclient.InferenceServerClient(server.http_url)
-    try:
-        stats = client.get_inference_statistics(model_name="ensemble")["model_stats"][0]
-    finally:
-        client.close()
-    return int(stats["inference_stats"]["success"]["count"])
-
-
-class PrivateRedis:
-    """A redis-server of our own on a free loopback port, without persistence."""
-
-    def __init__(self, directory: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.command = [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(directory),
-        ]  # fmt: skip
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PrivateRedis:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _pings(client), timeout_s=30)
-        client.close()
-        return self
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    name = f"aixaudit_faults_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{PG_SERVER}/test", autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield name
-    finally:
-        with psycopg.connect(f"{PG_SERVER}/test", autocommit=True) as connection:
-            drop = sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
-            connection.execute(drop)
 
 
 def midrun_faults(files: int = 20) -> list[Outcome]:
     """Run every fault scenario once, print one line per fault, and return the outcomes."""
     model_dir = ensure_cpu_model(Settings())  # the ensemble's tokenizer
     model_env = {MODEL_DIR_ENV: str(model_dir)}
-    with tempfile.TemporaryDirectory(prefix="aixaudit-faults-") as tmp, scratch_database() as db:
+    name = f"aixaudit_faults_{uuid.uuid4().hex[:12]}"
+    with tempfile.TemporaryDirectory(prefix="aixaudit-faults-") as tmp, database(name) as plain:
         work = Path(tmp)
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+        url = plain.replace("postgresql://", "postgresql+psycopg://", 1)
         upgrade(url)
         model_repo = render_fixed_cost(work / "model_repo", delay_ms=40)
-        repo = work / "repo"
-        repo.mkdir()
-        for i in range(files):
-            (repo / f"mod{i:02d}.py").write_text(MODULE.format(i=i))
-        broker = PrivateRedis(work).start()
+        repo = inject.make_repo(work / "repo", files)
+        broker = inject.PrivateRedis(work).start()
         engine = create_engine(url, poolclass=NullPool)  # its connections get terminated too
         try:
             with LocalTriton(log_dir=work / "logs").start(model_repo, env=model_env) as server:
-                env = {k: v for k, v in os.environ.items() if not k.startswith("AIXAUDIT_")} | {
-                    "AIXAUDIT_DATA_DIR": str(work / "data"),
-                    "AIXAUDIT_DATABASE_URL": url,
-                    "AIXAUDIT_BROKER_URL": broker.url,
-                    "AIXAUDIT_RESULT_BACKEND": broker.url,
-                    "AIXAUDIT_TRITON_URL": f"grpc://{server.grpc_url}",
-                    "AIXAUDIT_CHUNK_SIZE": "2",
-                    "AIXAUDIT_MAX_IN_FLIGHT": "2",
-                }
-                lab = Lab(work, env, session_factory(engine), server, model_repo, model_env, repo)
+                env = inject.run_env(
+                    data_dir=work / "data",
+                    database_url=url,
+                    broker_url=broker.url,
+                    triton_url=server.grpc_url,
+                )
+                lab = Lab(work, env, session_factory(engine), model_repo, model_env, repo)
                 outcomes = [
                     tritonserver_killed(lab),
                     worker_killed(lab),
                     redis_restarted(lab, broker),
-                    postgresql_terminated(lab, db),
+                    postgresql_terminated(lab, name),
                 ]
         finally:
             engine.dispose()

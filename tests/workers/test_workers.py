@@ -7,28 +7,37 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import redis
-import tritonclient.http as httpclient
 from execution_repos import PYREPO, git_fixture
+from fault_injection import (
+    AIXAUDIT,
+    MODULE,
+    SMALL,
+    UNREACHABLE,
+    PrivateRedis,
+    inferences,
+    local_env,
+    make_repo,
+    restart_on_its_ports,
+    run_env,
+    terminate_backends,
+    wait_for,
+)
 from local_celery import LocalCelery
 from sqlalchemy import create_engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from aixaudit import audit, sources
-from aixaudit import local_triton as server_module
 from aixaudit.audit import AuditOptions, plan_run
 from aixaudit.config import Settings
 from aixaudit.execution.sandbox import available
@@ -41,7 +50,6 @@ from aixaudit.jobs import (
     make_producer,
 )
 from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
-from aixaudit.model_repo import render_fixed_cost
 from aixaudit.model_server import model_access
 from aixaudit.scoring import METRICS, AcceptanceRule
 from aixaudit.store import control, executions, lineage, queries
@@ -63,36 +71,8 @@ pytestmark = [
     ),
 ]
 
-AIXAUDIT = Path(sys.executable).with_name("aixaudit")
 REDIS_URL = "redis://127.0.0.1:6379/0"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-BATCH_MS = 40  # the fixed cost of one batch
 FILES = 20  # 40 points (the default cap): long enough for a fault to land mid-run
-SMALL = ["--profile", "l2r", "--per-file", "2", "--max-new-tokens", "4"]
-
-MODULE = """\
-def total_{i}(values):
-    result = 0
-    for value in values:
-        if value > {i}:
-            result += value
-    return result
-
-
-def label_{i}(name, count):
-    text = "{{}}: {{}}".format(name, count)
-    return text.upper()
-"""
-
-
-@pytest.fixture(scope="session")
-def fixed_cost_server(
-    cpu_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalTriton]:
-    repo = render_fixed_cost(tmp_path_factory.mktemp("fixed-cost") / "repo", delay_ms=BATCH_MS)
-    server = LocalTriton(log_dir=tmp_path_factory.mktemp("fixed-cost-logs"))
-    with server.start(repo, env={MODEL_DIR_ENV: str(cpu_model_dir)}):
-        yield server
 
 
 @pytest.fixture(scope="session")
@@ -125,16 +105,14 @@ def prefix() -> Iterator[str]:
 def env(
     jobs_db: str, fixed_cost_server: LocalTriton, prefix: str, tmp_path: Path
 ) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AIXAUDIT_")}
-    return clean | {
-        "AIXAUDIT_DATA_DIR": str(tmp_path / "data"),
-        "AIXAUDIT_DATABASE_URL": jobs_db,
-        "AIXAUDIT_BROKER_URL": REDIS_URL,
-        "AIXAUDIT_RESULT_BACKEND": REDIS_URL,
+    base = run_env(
+        data_dir=tmp_path / "data",
+        database_url=jobs_db,
+        broker_url=REDIS_URL,
+        triton_url=fixed_cost_server.grpc_url,
+    )
+    return base | {
         "AIXAUDIT_CELERY_KEY_PREFIX": prefix,
-        "AIXAUDIT_TRITON_URL": f"grpc://{fixed_cost_server.grpc_url}",
-        "AIXAUDIT_CHUNK_SIZE": "2",
-        "AIXAUDIT_MAX_IN_FLIGHT": "2",
         "AIXAUDIT_SCHEDULE_CHECK_S": "0.5",
         "AIXAUDIT_ALLOWED_ROOTS": str(tmp_path),  # workers audit the local repositories there
     }
@@ -161,13 +139,6 @@ def celery(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., LocalC
         process.stop()
 
 
-def make_repo(root: Path, files: int) -> Path:
-    root.mkdir()
-    for i in range(files):
-        (root / f"mod{i:02d}.py").write_text(MODULE.format(i=i))
-    return root
-
-
 def aixaudit(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [str(AIXAUDIT), *args], env=env, capture_output=True, text=True, timeout=180, check=False
@@ -179,14 +150,6 @@ def aixaudit(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 def progress(sessions: sessionmaker[Session], run_id: int) -> control.RunProgress:
     with sessions() as session:
         return control.run_progress(session, run_id=run_id)
-
-
-def wait_for(condition: Callable[[], Any], *, timeout_s: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-    return value
 
 
 def results(sessions: sessionmaker[Session], run_id: int) -> dict[str, tuple[Any, ...]]:
@@ -228,16 +191,6 @@ def assert_complete_once(sessions: sessionmaker[Session], run_id: int) -> contro
     assert final.points_total > 0
     assert scores == final.points_total * len(METRICS)
     return final
-
-
-def inferences(server: LocalTriton) -> int:
-    """Requests the server's ensemble has answered since it started."""
-    client = httpclient.InferenceServerClient(server.http_url)
-    try:
-        stats = client.get_inference_statistics(model_name="ensemble")
-    finally:
-        client.close()
-    return int(stats["model_stats"][0]["inference_stats"]["success"]["count"])
 
 
 def test_a_distributed_run_stores_what_the_in_process_run_stores(
@@ -314,22 +267,36 @@ def start_run(env: dict[str, str], repo: Path) -> int:
     return int(aixaudit("audit", str(repo), *SMALL, "--distributed", env=env).stdout)
 
 
-def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
+def run_midway(env: dict[str, str], sessions: sessionmaker[Session], tmp_path: Path) -> int:
+    """A distributed run of FILES files, once its first points are answered: where a fault lands
+    mid-run."""
+    run_id = start_run(env, make_repo(tmp_path / "repo", files=FILES))
+    wait_for(lambda: progress(sessions, run_id).answered >= 2)
+    return run_id
+
+
+@pytest.mark.parametrize("resumed", ["on a survivor", "here"])
+def test_a_worker_killed_mid_run_then_resume_loses_and_duplicates_nothing(
     env: dict[str, str],
     celery: Callable[..., LocalCelery],
     sessions: sessionmaker[Session],
     tmp_path: Path,
+    resumed: str,
 ) -> None:
     doomed = celery(name="doomed")
-    run_id = start_run(env, make_repo(tmp_path / "repo", files=FILES))
-    wait_for(lambda: progress(sessions, run_id).answered >= 2)
+    run_id = run_midway(env, sessions, tmp_path)
     doomed.kill()  # the machine is gone: no warm shutdown, its task is never acknowledged
-    lost = progress(sessions, run_id)
+    lost, cut = progress(sessions, run_id), tally(sessions, run_id)
     assert 0 < lost.answered < lost.points_total == 2 * FILES
     assert lost.status == "running"
+    assert (cut.planned, cut.duplicated) == (2 * FILES, 0) and 0 < cut.answered < 2 * FILES
 
-    celery(name="survivor", concurrency=2)
-    aixaudit("resume", str(run_id), "--wait", env=env)
+    if resumed == "here":  # no worker left: the run is finished in this process
+        here = env | {"AIXAUDIT_BROKER_URL": UNREACHABLE, "AIXAUDIT_RESULT_BACKEND": UNREACHABLE}
+        assert "answered here" in aixaudit("resume", str(run_id), "--local", env=here).stderr
+    else:
+        celery(name="survivor", concurrency=2)
+        aixaudit("resume", str(run_id), "--wait", env=env)
     assert_complete_once(sessions, run_id)
 
 
@@ -340,8 +307,7 @@ def test_a_pool_process_killed_mid_task_is_redelivered_and_the_run_finishes(
     tmp_path: Path,
 ) -> None:
     worker = celery()
-    run_id = start_run(env, make_repo(tmp_path / "repo", files=FILES))
-    wait_for(lambda: progress(sessions, run_id).answered >= 2)
+    run_id = run_midway(env, sessions, tmp_path)
     [child] = worker.pool_pids()
     os.kill(child, signal.SIGKILL)  # the worker requeues that child's task (reject_on_worker_lost)
     wait_for(lambda: progress(sessions, run_id).finished)
@@ -514,15 +480,6 @@ def test_runs_asked_to_execute_are_executed_by_the_execution_workers(
 
 # -- faults mid-run, counted: every run ends done with 0 points lost and 0 duplicated ----------
 
-UNREACHABLE = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
-FAULTS = 5  # connection kills, 0.3 s apart, while chunks are being answered
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 def cut_short(sessions: sessionmaker[Session], run_id: int) -> None:
     """As if the run had ended partial: its suggestions gone, its status final."""
@@ -635,46 +592,21 @@ def test_cancel_wins_over_a_resume_back_to_back_and_at_once(
     assert_complete_once(sessions, run_id)
 
 
-def test_a_worker_killed_mid_chunk_then_resume_counts_nothing_lost_or_twice(
-    env: dict[str, str],
-    celery: Callable[..., LocalCelery],
-    sessions: sessionmaker[Session],
-    tmp_path: Path,
-) -> None:
-    doomed = celery(name="doomed")
-    run_id = start_run(env, make_repo(tmp_path / "repo", files=FILES))
-    wait_for(lambda: progress(sessions, run_id).answered >= 2)
-    doomed.kill()
-    cut = tally(sessions, run_id)
-    assert (cut.planned, cut.duplicated) == (2 * FILES, 0) and 0 < cut.answered < 2 * FILES
-    # No worker left: the run is finished here.
-    here = env | {"AIXAUDIT_BROKER_URL": UNREACHABLE, "AIXAUDIT_RESULT_BACKEND": UNREACHABLE}
-    assert "answered here" in aixaudit("resume", str(run_id), "--local", env=here).stderr
-    assert_complete_once(sessions, run_id)
-
-
 def test_a_tritonserver_killed_mid_run_then_resume_in_process(
     env: dict[str, str],
     sessions: sessionmaker[Session],
     fixed_cost_repo: Path,
     cpu_model_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     server = LocalTriton(log_dir=tmp_path / "triton")
     model = {MODEL_DIR_ENV: str(cpu_model_dir)}
     with server.start(fixed_cost_repo, env=model):
-        local = env | {
-            "AIXAUDIT_TRITON_URL": f"grpc://{server.grpc_url}",
-            "AIXAUDIT_BROKER_URL": UNREACHABLE,  # no Celery anywhere: a local run
-            "AIXAUDIT_RESULT_BACKEND": UNREACHABLE,
-            "AIXAUDIT_MAX_RETRIES": "1",
-            "AIXAUDIT_RETRY_BACKOFF_S": "0.05",
-        }
+        local = local_env(env, server.grpc_url)  # no Celery anywhere: a local run
         repo = make_repo(tmp_path / "repo", files=FILES)
         audit_run = spawn("audit", str(repo), *SMALL, "--json", env=local)
         wait_for(lambda: inferences(server) >= 4)
-        ports = server._ports
+        assert server.pid is not None
         os.killpg(server.pid, signal.SIGKILL)  # the server dies mid-run
         out, err = audit_run.communicate(timeout=180)
         run_id = json.loads(out)["run"]["id"]
@@ -682,9 +614,7 @@ def test_a_tritonserver_killed_mid_run_then_resume_in_process(
         assert progress(sessions, run_id).status == "partial", err
         assert (cut.planned, cut.duplicated) == (2 * FILES, 0) and 0 < cut.answered < 2 * FILES
 
-        server.stop()
-        monkeypatch.setattr(server_module, "_free_ports", lambda: ports)  # the same ports again
-        server.start(fixed_cost_repo, env=model)
+        restart_on_its_ports(server, fixed_cost_repo, model)
         resumed = aixaudit("resume", str(run_id), env=local)  # in this process: no worker
         assert f"{cut.lost} points without a result, answered here" in resumed.stderr
     assert_complete_once(sessions, run_id)
@@ -724,41 +654,21 @@ def test_redis_restarted_mid_run_loses_and_duplicates_nothing(
     sessions: sessionmaker[Session],
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    private = f"redis://127.0.0.1:{port}/0"
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", str(tmp_path)]  # fmt: skip
-
-    def start_redis() -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
-        client = redis.Redis.from_url(private)
-        wait_for(lambda: _pings(client))
-        client.close()
-        return process
-
-    broker = start_redis()
+    broker = PrivateRedis(tmp_path).start()
     try:
-        on_private = env | {"AIXAUDIT_BROKER_URL": private, "AIXAUDIT_RESULT_BACKEND": private}
+        on_private = env | {
+            "AIXAUDIT_BROKER_URL": broker.url,
+            "AIXAUDIT_RESULT_BACKEND": broker.url,
+        }
         celery(env=on_private)
-        run_id = start_run(on_private, make_repo(tmp_path / "repo", files=FILES))
-        wait_for(lambda: progress(sessions, run_id).answered >= 2)
+        run_id = run_midway(on_private, sessions, tmp_path)
         cut = tally(sessions, run_id)
-        broker.kill()  # SIGKILL, nothing saved: every queued chunk and the chord are gone
-        broker.wait()
-        broker = start_redis()  # the same port, empty
+        broker.restart()  # every queued chunk and the chord are gone
         assert cut.duplicated == 0 and cut.answered < 2 * FILES
         aixaudit("resume", str(run_id), "--wait", env=on_private)  # the workers reconnected
         assert_complete_once(sessions, run_id)
     finally:
         broker.kill()
-        broker.wait()
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 def test_postgresql_connections_terminated_mid_run_lose_and_duplicate_nothing(
@@ -771,17 +681,8 @@ def test_postgresql_connections_terminated_mid_run_lose_and_duplicate_nothing(
     engine = create_engine(env["AIXAUDIT_DATABASE_URL"], poolclass=NullPool)
     sessions = session_factory(engine)
     celery(concurrency=2)
-    run_id = start_run(env, make_repo(tmp_path / "repo", files=FILES))
-    wait_for(lambda: progress(sessions, run_id).answered >= 2)
-    terminated = 0
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        for _ in range(FAULTS):  # only this session's database: filtered by its name
-            terminated += len(admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()", (pg_database,)).fetchall()
-            )  # fmt: skip
-            time.sleep(0.3)
-    assert terminated > 0
+    run_id = run_midway(env, sessions, tmp_path)
+    assert terminate_backends(pg_database) > 0  # only this session's database
     wait_for(lambda: progress(sessions, run_id).finished)
     assert_complete_once(sessions, run_id)
     engine.dispose()
