@@ -33,9 +33,11 @@ browser:
 
 # Everything, each test once: the fast lane first (its time printed), then the tests that need
 # PostgreSQL, Redis, an HTTP server or Chromium, those that run the execution sandbox, and those
-# that start tritonserver.
+# that start tritonserver. Those wait on servers a third of their time, so two processes share
+# the two cores; each has its own databases, Redis key prefixes, ports and tritonservers.
 test: test-fast browser
-	$(BIN)/pytest -q -m "services or sandbox or triton"
+	@start=$$(date +%s) && $(BIN)/pytest -q -n 2 -m "services or sandbox or triton" && \
+		echo "test (services, sandbox, triton): $$(($$(date +%s) - start)) s"
 
 # What needs no running service and no sandbox: pure-Python and SQLite tests, over the cores, timed.
 test-fast: setup
