@@ -9,7 +9,6 @@ tests compare them, all from one query path.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -344,14 +343,8 @@ def _breakdowns(
 
 
 def metric_means(points: ScoredPoints) -> dict[str, float]:
-    """Each metric's mean over the points scored on it, by name: an exact sum (fsum), so the
-    same in any order of the points."""
-    found = {}
-    for name, values in sorted(points.scores.items()):
-        scored = values[~np.isnan(values)]
-        if scored.size:
-            found[name] = math.fsum(scored.tolist()) / scored.size
-    return found
+    """Each metric's mean over the points scored on it, by name (from exact sums)."""
+    return {name: total / n for name, (total, n) in points.metric_sums().items()}
 
 
 def retry_causes(session: Session, *, run_id: int) -> dict[str, int]:

@@ -5,6 +5,7 @@ run, whose rollup keeps them."""
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -52,6 +53,16 @@ class ScoredPoints:
             accepted=self.accepted[index],
             scores={name: values[index] for name, values in self.scores.items()},
         )
+
+    def metric_sums(self) -> dict[str, tuple[float, int]]:
+        """Each metric's sum and count over the points scored on it, by name: the sum exact
+        (fsum), so the same in any order of the points."""
+        found = {}
+        for name, values in sorted(self.scores.items()):
+            scored = values[~np.isnan(values)]
+            if scored.size:
+                found[name] = (math.fsum(scored.tolist()), int(scored.size))
+        return found
 
     def to_bytes(self) -> bytes:
         """The columns as one .npz (no pickles): what a run's rollup keeps of it."""

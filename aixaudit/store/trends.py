@@ -211,11 +211,8 @@ def rollup(session: Session, *, run_id: int, points: ScoredPoints) -> dict[str, 
     """A finished run's trend point parts for its rollup: sums (the metrics' from `points`,
     the run's scores: no second read of them), and intervals with SEED."""
     [sums] = _counts(session, run_ids=[run_id]).values()
-    for name in TREND_METRICS:
-        values = points.scores.get(name, np.empty(0))
-        scored = values[~np.isnan(values)].tolist()
-        if scored:
-            sums["metrics"][name] = [math.fsum(scored), len(scored)]
+    exact = points.metric_sums()
+    sums["metrics"] = {name: list(exact[name]) for name in TREND_METRICS if name in exact}
     found = intervals([points], counts=sums["counts"])
     return sums | {"intervals": {name: asdict(interval) for name, interval in found.items()}}
 
