@@ -30,7 +30,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy import Engine
 
-from aixaudit.config import Settings
+from aixaudit.config import Settings, get_settings
 from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton, cpu_declared, cpu_repository
 from aixaudit.model_repo import render_fixed_cost
 from aixaudit.store.db import make_engine, upgrade
@@ -120,6 +120,30 @@ TEST_DATA_DIR = Path(__file__).resolve().parent.parent / ".aixaudit"
 def cpu_model_dir() -> Path:
     """The converted CPU model (converted on the first run only)."""
     return ensure_cpu_model(Settings(_env_file=None, data_dir=TEST_DATA_DIR, cpu_model_dir=None))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """AIXAUDIT_DATA_DIR for CLI calls in this process (the database in it), every other
+    AIXAUDIT_ setting of this shell unset."""
+    for name in list(os.environ):
+        if name.startswith("AIXAUDIT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AIXAUDIT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield tmp_path / "data"
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def embedded_env(tmp_path: Path, cpu_model_dir: Path) -> dict[str, str]:
+    """The environment of an `aixaudit` subprocess on the embedded defaults: no AIXAUDIT_
+    setting of this shell, a data directory of its own, the converted CPU model."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AIXAUDIT_")}
+    return clean | {
+        "AIXAUDIT_DATA_DIR": str(tmp_path / "data"),
+        "AIXAUDIT_CPU_MODEL_DIR": str(cpu_model_dir),
+    }
 
 
 @pytest.fixture(scope="session")

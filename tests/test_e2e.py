@@ -4,12 +4,10 @@ model, post-processing, scores, storage and the report."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,15 +37,6 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def env(tmp_path: Path, cpu_model_dir: Path) -> Iterator[dict[str, str]]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AIXAUDIT_")}
-    yield clean | {
-        "AIXAUDIT_DATA_DIR": str(tmp_path / "data"),
-        "AIXAUDIT_CPU_MODEL_DIR": str(cpu_model_dir),
-    }
-
-
 def aixaudit(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(AIXAUDIT), *args], env=env, capture_output=True, text=True, timeout=600, check=False
@@ -64,9 +53,9 @@ def audit(repo: Path, env: dict[str, str], *extra: str) -> dict:
 
 
 def test_audit_on_embedded_defaults_stores_scores_and_reports(
-    repo: Path, env: dict[str, str]
+    repo: Path, embedded_env: dict[str, str]
 ) -> None:
-    report = audit(repo, env)  # no Triton URL: aixaudit starts the bundled server itself
+    report = audit(repo, embedded_env)  # no Triton URL: aixaudit starts the bundled server itself
 
     assert report["run"]["status"] == "done"
     assert report["run"]["profile"] == "l2r"
@@ -84,7 +73,7 @@ def test_audit_on_embedded_defaults_stores_scores_and_reports(
     assert sum(row["points"] for row in report["by_kind"]) == POINTS
     assert {m["name"] for m in report["metrics"]} == set(METRICS)
 
-    db = sqlite3.connect(Path(env["AIXAUDIT_DATA_DIR"]) / "aixaudit.db")
+    db = sqlite3.connect(Path(embedded_env["AIXAUDIT_DATA_DIR"]) / "aixaudit.db")
     files = dict(db.execute("SELECT path, skip_reason FROM files"))
     assert "out/ignored.py" not in files  # .gitignore'd: not even listed
     assert files["src/stats.py"] is None and files["native/lib.rs"] is None
@@ -107,11 +96,11 @@ def test_audit_on_embedded_defaults_stores_scores_and_reports(
     # What answered it: the embedded model by name, version and weights, on loopback, with
     # token counts by its own tokenizer; the budgets are the profile's, capped by the option.
     served = report["served_by"]
-    weights = json.loads((Path(env["AIXAUDIT_CPU_MODEL_DIR"]) / MARKER_NAME).read_text())
+    weights = json.loads((Path(embedded_env["AIXAUDIT_CPU_MODEL_DIR"]) / MARKER_NAME).read_text())
     assert (served["model"], served["versions"]) == ("ensemble", ["1"])
     assert served["weights_sha256"] == weights["source_sha256"]
     assert served["server_url"].startswith("grpc://127.0.0.1:")
-    tokenizer = ModelTokenizer(Path(env["AIXAUDIT_CPU_MODEL_DIR"]))
+    tokenizer = ModelTokenizer(Path(embedded_env["AIXAUDIT_CPU_MODEL_DIR"]))
     assert (served["tokens_exact"], served["tokenizer_sha256"]) == (True, tokenizer.sha256)
     # The run's model identity (what its fingerprint holds): the embedded server's, by name.
     [identity] = db.execute("SELECT model FROM runs").fetchone()
@@ -129,16 +118,16 @@ def test_audit_on_embedded_defaults_stores_scores_and_reports(
     assert report["budgets"]["prompts_truncated"] == sum(row[5] for row in facts)
 
     # The stored report is the same through `report`, and `runs` lists the run.
-    again = aixaudit("report", str(report["run"]["id"]), "--json", env=env)
+    again = aixaudit("report", str(report["run"]["id"]), "--json", env=embedded_env)
     assert json.loads(again.stdout) == report
-    listed = aixaudit("runs", "--json", env=env)
+    listed = aixaudit("runs", "--json", env=embedded_env)
     assert [run["id"] for run in json.loads(listed.stdout)] == [report["run"]["id"]]
 
 
 def test_same_commit_and_seed_pick_the_same_points_on_a_configured_server(
-    repo: Path, env: dict[str, str], triton_server: LocalTriton
+    repo: Path, embedded_env: dict[str, str], triton_server: LocalTriton
 ) -> None:
-    env = env | {"AIXAUDIT_TRITON_URL": f"grpc://{triton_server.grpc_url}"}
+    env = embedded_env | {"AIXAUDIT_TRITON_URL": f"grpc://{triton_server.grpc_url}"}
     first = audit(repo, env, "--profile", "l2r")
     second = audit(repo, env, "--profile", "l2r")
     db = sqlite3.connect(Path(env["AIXAUDIT_DATA_DIR"]) / "aixaudit.db")
@@ -162,9 +151,9 @@ def test_same_commit_and_seed_pick_the_same_points_on_a_configured_server(
 
 
 def test_unreachable_server_fails_the_run_with_one_sentence(
-    repo: Path, env: dict[str, str]
+    repo: Path, embedded_env: dict[str, str]
 ) -> None:
-    env = env | {"AIXAUDIT_TRITON_URL": "grpc://127.0.0.1:9", "AIXAUDIT_MAX_RETRIES": "0"}
+    env = embedded_env | {"AIXAUDIT_TRITON_URL": "grpc://127.0.0.1:9", "AIXAUDIT_MAX_RETRIES": "0"}
     done = aixaudit("audit", str(repo), "--max-points", "2", env=env)
     assert done.returncode == 1
     assert "Triton at grpc://127.0.0.1:9 (model 'ensemble') cannot be reached" in done.stderr

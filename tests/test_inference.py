@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -16,7 +15,6 @@ from sqlalchemy import select
 from tritonclient.utils import InferenceServerException
 
 from aixaudit import audit, cli, sources
-from aixaudit.config import get_settings
 from aixaudit.ensemble import ENSEMBLE_NAME
 from aixaudit.errors import ConfigError, ServerError
 from aixaudit.inference import (
@@ -322,18 +320,6 @@ def test_check_rejects_a_model_without_the_ensembles_inputs(
 # --- against a server that fails on purpose ------------------------------------------------
 
 
-@pytest.fixture
-def data_dir_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """AIXAUDIT_DATA_DIR for CLI calls in this test (the database in it), other settings unset."""
-    for name in list(os.environ):
-        if name.startswith("AIXAUDIT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AIXAUDIT_DATA_DIR", str(tmp_path / "data"))
-    get_settings.cache_clear()
-    yield tmp_path / "data"
-    get_settings.cache_clear()
-
-
 @pytest.fixture(scope="module")
 def failing_server(
     fixed_cost_repo: Path, cpu_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -414,7 +400,7 @@ def test_failed_points_are_stored_as_errors_and_the_run_ends_partial(
 
 @pytest.mark.triton
 def test_retries_and_their_causes_are_stored_and_reported(
-    failing_server: LocalTriton, cpu_model_dir: Path, tmp_path: Path, data_dir_env: Path
+    failing_server: LocalTriton, cpu_model_dir: Path, tmp_path: Path, data_dir: Path
 ) -> None:
     """Every point is failed twice, then answered: each stores both causes, and the report
     (API data and CLI) counts them."""
@@ -425,7 +411,7 @@ def test_retries_and_their_causes_are_stored_and_reported(
         f"# {marker}\n\ndef add(a, b):\n    total = a + b\n    return total\n\n\n"
         "def scale(values, factor):\n    return [v * factor for v in values]\n"
     )
-    url = f"sqlite:///{data_dir_env / 'aixaudit.db'}"
+    url = f"sqlite:///{data_dir / 'aixaudit.db'}"
     upgrade(url)
     sessions = session_factory(make_engine(url))
     checkout = sources.checkout(str(repo), ref=None, cache_dir=tmp_path / "repos")

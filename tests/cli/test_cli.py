@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import sys
@@ -21,17 +20,6 @@ from aixaudit.store.db import make_engine, session_factory, upgrade
 from aixaudit.store.tables import RunStatus
 
 AIXAUDIT = Path(sys.executable).with_name("aixaudit")
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith("AIXAUDIT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AIXAUDIT_DATA_DIR", str(tmp_path / "data"))
-    get_settings.cache_clear()
-    yield tmp_path / "data"
-    get_settings.cache_clear()
 
 
 def test_db_upgrade_creates_the_sqlite_database(data_dir: Path) -> None:

@@ -6,11 +6,9 @@ on the same run, without asking the model."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +24,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def env(tmp_path: Path, cpu_model_dir: Path) -> Iterator[dict[str, str]]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AIXAUDIT_")}
-    yield clean | {
-        "AIXAUDIT_DATA_DIR": str(tmp_path / "data"),
-        "AIXAUDIT_CPU_MODEL_DIR": str(cpu_model_dir),
-    }
-
-
 def aixaudit(*args: str, env: dict[str, str]) -> dict:  # type: ignore[type-arg]
     done = subprocess.run(
         [str(AIXAUDIT), *args], env=env, capture_output=True, text=True, timeout=900, check=False
@@ -44,12 +33,14 @@ def aixaudit(*args: str, env: dict[str, str]) -> dict:  # type: ignore[type-arg]
 
 
 @pytest.mark.timeout(1800)  # a CPU model on two shared cores
-def test_audit_execute_then_seeded_completions(tmp_path: Path, env: dict[str, str]) -> None:
+def test_audit_execute_then_seeded_completions(
+    tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
     checkout = git_fixture(PYREPO, tmp_path / "pyrepo")
     done = subprocess.run(
         [str(AIXAUDIT), "audit", str(checkout.root), "--max-points", "3", "--max-new-tokens",
          "8", "--execute", "--execute-wall-s", "120", "--json"],
-        env=env, capture_output=True, text=True, timeout=1500, check=False,
+        env=embedded_env, capture_output=True, text=True, timeout=1500, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     # Two JSON documents: the run's report, then its execution.
@@ -64,7 +55,7 @@ def test_audit_execute_then_seeded_completions(tmp_path: Path, env: dict[str, st
 
     # Seed two answers at two spans of calc/ops.py: one breaks test_add, one leaves clamp as
     # it was. They replace the model's answers; `execute` runs them without asking the model.
-    db = sqlite3.connect(Path(env["AIXAUDIT_DATA_DIR"]) / "aixaudit.db")
+    db = sqlite3.connect(Path(embedded_env["AIXAUDIT_DATA_DIR"]) / "aixaudit.db")
     db.execute("PRAGMA foreign_keys = ON")  # deleting the answers deletes their results
     file_id, text = db.execute(
         "SELECT f.id, b.text FROM files f JOIN blobs b ON b.sha256 = f.sha256"
@@ -90,7 +81,7 @@ def test_audit_execute_then_seeded_completions(tmp_path: Path, env: dict[str, st
                 " '2026-12-03 00:00:00', 0)",
                 (point, run_id, answer, answer),
             )
-    again = aixaudit("execute", str(run_id), "--execute-wall-s", "120", "--json", env=env)
+    again = aixaudit("execute", str(run_id), "--execute-wall-s", "120", "--json", env=embedded_env)
     assert again["by_status"] == {"passed": 1, "failed": 1, "uncovered": 0, "baseline_failing": 0}
     assert (again["totals"]["executed"], again["totals"]["verified"]) == (2, 1)
     failure = db.execute("SELECT failure FROM executions WHERE status = 'failed'").fetchone()[0]
