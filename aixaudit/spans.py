@@ -93,10 +93,9 @@ class SpanKind(StrEnum):
 
 
 # Kind -> query capture name; STATEMENTS has none (runs are built from @span.block).
-_CAPTURE_NAMES = {
-    kind: f"span.{kind.value}" for kind in SpanKind if kind is not SpanKind.STATEMENTS
-}
-_BLOCK_CAPTURE, _STATEMENT_CAPTURE = "span.block", _CAPTURE_NAMES[SpanKind.STATEMENT]
+# Public, with Window and rank_key: benchmarks/extract.py's floor ranks candidates as picking does.
+CAPTURE_NAMES = {kind: f"span.{kind.value}" for kind in SpanKind if kind is not SpanKind.STATEMENTS}
+_BLOCK_CAPTURE, _STATEMENT_CAPTURE = "span.block", CAPTURE_NAMES[SpanKind.STATEMENT]
 _BODIES = frozenset((SpanKind.FUNCTION_BODY, SpanKind.BLOCK_BODY))
 _NAMES = {kind: kind.value.encode() for kind in SpanKind}  # what ranks hash
 
@@ -196,7 +195,7 @@ def pick_spans(
     turns = f"{policy.seed}\0{content_hash}\0".encode()
     order = sorted(SpanKind, key=lambda kind: hashlib.sha256(turns + _NAMES[kind]).digest())
     found = _Found(language, parse(language, source, limits=limits).root_node)
-    window = _Window.of(source, policy)
+    window = Window.of(source, policy)
     queues = (_queue(kind, found, source, policy, content_hash, window) for kind in order)
     return sorted(_take_turns(queues, policy.per_file), key=_ORDER)
 
@@ -220,7 +219,7 @@ class _Found:
         """A kind's candidates. Runs go through statements that are no point: `_node_type`
         rejects every run holding one, which leaves the runs such a statement breaks into."""
         if kind is not SpanKind.STATEMENTS:
-            nodes = self._nodes.get(_CAPTURE_NAMES[kind], [])
+            nodes = self._nodes.get(CAPTURE_NAMES[kind], [])
             return _Candidates(list(map(_BYTE_RANGE, nodes)), nodes, nodes)
         statements = set(map(_ID, self._nodes.get(_STATEMENT_CAPTURE, ())))
         return _statement_runs(self._nodes.get(_BLOCK_CAPTURE, []), statements)
@@ -239,7 +238,7 @@ def _node_type(kind: SpanKind, first: tree_sitter.Node, last: tree_sitter.Node) 
     return "+".join(node.type for node in nodes)
 
 
-class _Window(NamedTuple):
+class Window(NamedTuple):
     """The byte ranges a pick can have, known before any text is sliced.
 
     A character takes 1 to 4 bytes (a replaced invalid byte: 1), so a span holds min_chars
@@ -253,7 +252,7 @@ class _Window(NamedTuple):
     before: int  # and ends before this one
 
     @classmethod
-    def of(cls, source: bytes, policy: SamplingPolicy) -> _Window:
+    def of(cls, source: bytes, policy: SamplingPolicy) -> Window:
         ascii_only = source.isascii()
         return cls(
             policy.min_chars,
@@ -269,7 +268,7 @@ def _queue(
     source: bytes,
     policy: SamplingPolicy,
     content_hash: str,
-    window: _Window,
+    window: Window,
 ) -> Iterator[Span]:
     """A kind's eligible spans, lowest rank first; nothing is done before the first is asked.
 
@@ -284,7 +283,7 @@ def _queue(
     ]
     if not kept:
         return
-    key = _rank_key(seed=policy.seed, content_hash=content_hash, kind=kind)
+    key = rank_key(seed=policy.seed, content_hash=content_hash, kind=kind)
     ranks = list(map(_DIGEST, map(hashlib.sha256, map(key.__mod__, map(ranges.__getitem__, kept)))))
     # Of equal ranks (one range captured twice), the later capture first, as in find_spans.
     later_first = range(len(kept) - 1, -1, -1)
@@ -390,11 +389,11 @@ def _statement_runs(blocks: list[tree_sitter.Node], statements: set[int]) -> _Ca
 
 def point_rank(*, seed: int, content_hash: str, span: Span) -> str:
     """A stable, seed-dependent order key for a point (sha256 hex): the run cap keeps the lowest."""
-    key = _rank_key(seed=seed, content_hash=content_hash, kind=span.kind)
+    key = rank_key(seed=seed, content_hash=content_hash, kind=span.kind)
     return hashlib.sha256(key % (span.start_byte, span.end_byte)).hexdigest()
 
 
-def _rank_key(*, seed: int, content_hash: str, kind: SpanKind) -> bytes:
+def rank_key(*, seed: int, content_hash: str, kind: SpanKind) -> bytes:
     """What a point's rank hashes, as a format of its (start_byte, end_byte)."""
     prefix = f"{seed}\0{content_hash}\0".encode() + _NAMES[kind] + b"\0"
     return prefix.replace(b"%", b"%%") + b"%d\0%d"

@@ -28,7 +28,8 @@ tokenizer, not the client.
 Before the server starts, the client alone (no server, answers scripted in this process, scored
 in the loop) measures its CPU per answer for three kinds of answer on copies of the same points:
 real-like (the reference and the rest of its line and the next one, as a model that runs on
-writes), echoed (the fixed-cost model's answer) and 512-token rambles.
+writes), echoed (the fixed-cost model's answer) and 512-token rambles; then its floor, the two
+things no client of these rules can skip: a parse of each file and an encode of each prompt.
 
 The corpus defaults to the Python standard library (median file ~43 KB, per point); planning
 it (not timed) takes ~40 s.
@@ -61,8 +62,10 @@ from aixaudit.audit import AuditOptions, complete_points, execute_run, plan_run
 from aixaudit.config import Settings
 from aixaudit.ensemble import ENSEMBLE_NAME
 from aixaudit.inference import Completion, CompletionRequest, Endpoint, TritonCompleter
+from aixaudit.languages import get_language, parse
 from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.model_repo import render_fixed_cost
+from aixaudit.prompts import build_prompt, get_profile
 from aixaudit.scoring import AcceptanceRule
 from aixaudit.store import context as stored
 from aixaudit.store import queries
@@ -252,7 +255,47 @@ def client_only(
             f"  {label}: {client_ms:.1f} ms client CPU per answer (target <= 5: {verdict}), "
             f"{done} answers ({os.getloadavg()[0]:.1f} load average)"
         )
+    lines.append(
+        f"  floor: {floor_ms(points, blobs, options, counter):.1f} ms per answer: each file "
+        f"parsed once and each prompt encoded once, nothing else "
+        f"({os.getloadavg()[0]:.1f} load average)"
+    )
     return lines
+
+
+def floor_ms(
+    points: Sequence[queries.PendingPoint],
+    blobs: dict[str, str],
+    options: AuditOptions,
+    counter: ModelTokenizer,
+) -> float:
+    """The least client CPU an answer costs under the audit's rules: the syntax checks need the
+    file's tree (its points share one parse), and a prompt filled to its token budget must be
+    encoded as sent to know that it fits. No trimming, scoring or storing; the prompts are built
+    before the clock starts."""
+    options = options.with_budgets()
+    profile = get_profile(options.profile)
+    files = {point.sha256: (point.language, blobs[point.sha256].encode()) for point in points}
+    prompts = []
+    for point in points:
+        source = blobs[point.sha256].encode()
+        prompts.append(
+            build_prompt(
+                profile,
+                language=get_language(point.language),
+                path=point.path,
+                prefix=source[: point.start_byte].decode(),
+                suffix=source[point.end_byte :].decode(),
+                counter=counter,
+                budget=options.prompt_budget or 0,
+            ).text
+        )
+    started = time.process_time()
+    for language, source in files.values():
+        parse(get_language(language), source)
+    for prompt in prompts:
+        counter.count(prompt)
+    return (time.process_time() - started) * 1000 / max(1, len(points))
 
 
 def run_on(
