@@ -291,7 +291,7 @@ def _repository_name(origin: str) -> str:
 
 
 @dataclass
-class _PointWork:
+class PointWork:
     """What one request needs, and what scoring its answer needs."""
 
     point_id: int
@@ -333,11 +333,11 @@ async def complete_points(
     index = None
     if options.context is not ContextStrategy.NONE and pending:
         index = await asyncio.to_thread(run_index, session_factory, run_id=run_id)
-    work: dict[str, _PointWork] = {}  # prompts sent and not yet answered
+    work: dict[str, PointWork] = {}  # prompts sent and not yet answered
 
     def requests() -> Iterator[CompletionRequest]:
         # Lazily: prompts are built while the first requests are already being answered.
-        for item in _prepare(pending, blobs, options, counter, index):
+        for item in prepare_points(pending, blobs, options, counter, index):
             key = str(item.point_id)
             work[key] = item
             yield CompletionRequest(key, item.prompt.text, item.max_new_tokens, profile.stop_words)
@@ -369,13 +369,15 @@ async def complete_points(
     return done
 
 
-def _prepare(
+def prepare_points(
     pending: Sequence[queries.PendingPoint],
     blobs: dict[str, str],
     options: AuditOptions,
     counter: TokenCounter,
     index: RepoIndex | None = None,
-) -> Iterator[_PointWork]:
+) -> Iterator[PointWork]:
+    """Each pending point's prompt and what scoring its answer needs, file by file (each
+    file's text encoded once); with `index`, prompts carry retrieved cross-file context."""
     profile = get_profile(options.profile)
     options = options.with_budgets()  # runs stored before budgets followed the profile
     files: dict[str, bytes] = {}  # sha256 -> source, encoded once a file
@@ -403,14 +405,14 @@ def _prepare(
             context=context,
         )
         asked = options.new_tokens_for(counter.count(point.original))
-        yield _PointWork(
+        yield PointWork(
             point.id, point.run_id, language, point.kind, point.original, prefix, suffix, prompt,
             asked,
         )  # fmt: skip
 
 
 def _result(
-    work: _PointWork,
+    work: PointWork,
     completion: Completion,
     rule: AcceptanceRule,
     stop_words: Sequence[str],
@@ -457,7 +459,7 @@ def _result(
 
 
 def _with_answer_facts(
-    row: ResultRow, work: _PointWork, completion: Completion, counter: TokenCounter | None
+    row: ResultRow, work: PointWork, completion: Completion, counter: TokenCounter | None
 ) -> ResultRow:
     """`row` with how the point was asked and answered. The ensemble returns text only, so output
     tokens are the raw answer counted with the run's tokenizer (exact or not: served_by says)."""

@@ -93,7 +93,7 @@ class SpanKind(StrEnum):
 
 
 # Kind -> query capture name; STATEMENTS has none (runs are built from @span.block).
-# Public, with Window and rank_key: benchmarks/extract.py's floor ranks candidates as picking does.
+# Public, with Window, rank_key and rank_digests: benchmarks/extract.py's floor ranks with them.
 CAPTURE_NAMES = {kind: f"span.{kind.value}" for kind in SpanKind if kind is not SpanKind.STATEMENTS}
 _BLOCK_CAPTURE, _STATEMENT_CAPTURE = "span.block", CAPTURE_NAMES[SpanKind.STATEMENT]
 _BODIES = frozenset((SpanKind.FUNCTION_BODY, SpanKind.BLOCK_BODY))
@@ -261,6 +261,15 @@ class Window(NamedTuple):
             len(source.rstrip()) if policy.need_suffix else len(source) + 1,
         )
 
+    def holding(self, ranges: list[tuple[int, int]]) -> list[int]:
+        """Positions of the (start_byte, end_byte) ranges a pick can have."""
+        low, high, after, before = self
+        return [
+            i
+            for i, (start, end) in enumerate(ranges)
+            if low <= end - start <= high and after < start and end < before
+        ]
+
 
 def _queue(
     kind: SpanKind,
@@ -275,16 +284,11 @@ def _queue(
     Only candidates in the window are ranked, on byte offsets alone (a sha256 each, in C
     loops); the rest of a candidate is checked, and its Span built, when it is next in line."""
     ranges, firsts, lasts = found.candidates(kind)
-    low, high, after, before = window
-    kept = [
-        i
-        for i, (start, end) in enumerate(ranges)
-        if low <= end - start <= high and after < start and end < before
-    ]
+    kept = window.holding(ranges)
     if not kept:
         return
     key = rank_key(seed=policy.seed, content_hash=content_hash, kind=kind)
-    ranks = list(map(_DIGEST, map(hashlib.sha256, map(key.__mod__, map(ranges.__getitem__, kept)))))
+    ranks = rank_digests(key, map(ranges.__getitem__, kept))
     # Of equal ranks (one range captured twice), the later capture first, as in find_spans.
     later_first = range(len(kept) - 1, -1, -1)
     lowest = min(later_first, key=ranks.__getitem__)  # most queues are asked for one span
@@ -391,6 +395,11 @@ def point_rank(*, seed: int, content_hash: str, span: Span) -> str:
     """A stable, seed-dependent order key for a point (sha256 hex): the run cap keeps the lowest."""
     key = rank_key(seed=seed, content_hash=content_hash, kind=span.kind)
     return hashlib.sha256(key % (span.start_byte, span.end_byte)).hexdigest()
+
+
+def rank_digests(key: bytes, ranges: Iterable[tuple[int, int]]) -> list[bytes]:
+    """The sha256 rank (digest) of each (start_byte, end_byte) under a `rank_key`, in C loops."""
+    return list(map(_DIGEST, map(hashlib.sha256, map(key.__mod__, ranges))))
 
 
 def rank_key(*, seed: int, content_hash: str, kind: SpanKind) -> bytes:

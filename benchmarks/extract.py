@@ -33,7 +33,7 @@ import sysconfig
 import time
 from collections.abc import Callable
 from functools import cache
-from operator import attrgetter, methodcaller
+from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -48,7 +48,7 @@ QUERY = spans.span_query(PYTHON)
 POLICY = spans.SamplingPolicy()
 TARGET = 1.5
 CAPTURE = re.compile(rb"@([\w.]+)")
-BYTE_RANGE, DIGEST = attrgetter("byte_range"), methodcaller("digest")
+BYTE_RANGE = attrgetter("byte_range")
 
 
 def stdlib_sources(limit: int | None) -> list[bytes]:
@@ -95,13 +95,12 @@ def floor(file: File) -> int:
     kinds = [kind for kind in file.picked_kinds if kind in spans.CAPTURE_NAMES]
     query = query_capturing(frozenset(spans.CAPTURE_NAMES[kind] for kind in kinds))
     nodes = captures(query, parse(PYTHON, file.source).root_node)
-    low, high, after, before = spans.Window.of(file.source, POLICY)
+    window = spans.Window.of(file.source, POLICY)
     ranked = 0
     for kind in kinds:
         key = spans.rank_key(seed=POLICY.seed, content_hash=file.sha256, kind=kind)
-        ranges = map(BYTE_RANGE, nodes.get(spans.CAPTURE_NAMES[kind], ()))
-        kept = [(s, e) for s, e in ranges if low <= e - s <= high and after < s and e < before]
-        ranked += len(list(map(DIGEST, map(hashlib.sha256, map(key.__mod__, kept)))))
+        ranges = list(map(BYTE_RANGE, nodes.get(spans.CAPTURE_NAMES[kind], ())))
+        ranked += len(spans.rank_digests(key, map(ranges.__getitem__, window.holding(ranges))))
     return ranked
 
 

@@ -58,14 +58,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from tokenizers import Tokenizer
 
 from aixaudit import sources
-from aixaudit.audit import AuditOptions, complete_points, execute_run, plan_run
+from aixaudit.audit import AuditOptions, complete_points, execute_run, plan_run, prepare_points
 from aixaudit.config import Settings
 from aixaudit.ensemble import ENSEMBLE_NAME
 from aixaudit.inference import Completion, CompletionRequest, Endpoint, TritonCompleter
 from aixaudit.languages import get_language, parse
 from aixaudit.local_triton import MODEL_DIR_ENV, LocalTriton
 from aixaudit.model_repo import render_fixed_cost
-from aixaudit.prompts import build_prompt, get_profile
 from aixaudit.scoring import AcceptanceRule
 from aixaudit.store import context as stored
 from aixaudit.store import queries
@@ -273,26 +272,14 @@ def floor_ms(
     file's tree (its points share one parse), and a prompt filled to its token budget must be
     encoded as sent to know that it fits. No trimming, scoring or storing; the prompts are built
     before the clock starts."""
-    options = options.with_budgets()
-    profile = get_profile(options.profile)
-    files = {point.sha256: (point.language, blobs[point.sha256].encode()) for point in points}
-    prompts = []
-    for point in points:
-        source = blobs[point.sha256].encode()
-        prompts.append(
-            build_prompt(
-                profile,
-                language=get_language(point.language),
-                path=point.path,
-                prefix=source[: point.start_byte].decode(),
-                suffix=source[point.end_byte :].decode(),
-                counter=counter,
-                budget=options.prompt_budget or 0,
-            ).text
-        )
+    prompts = [work.prompt.text for work in prepare_points(points, blobs, options, counter)]
+    files = {
+        point.sha256: (get_language(point.language), blobs[point.sha256].encode())
+        for point in points
+    }
     started = time.process_time()
     for language, source in files.values():
-        parse(get_language(language), source)
+        parse(language, source)
     for prompt in prompts:
         counter.count(prompt)
     return (time.process_time() - started) * 1000 / max(1, len(points))

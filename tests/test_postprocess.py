@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aixaudit.audit import _PointWork, _result
+from aixaudit.audit import PointWork, _result
 from aixaudit.inference import Completion
 from aixaudit.languages import get_language, language_for_path, parse
 from aixaudit.postprocess import (
@@ -338,7 +338,7 @@ def test_an_empty_suggestion_scores_as_a_miss() -> None:
 
 def test_an_empty_suggestion_is_stored_as_a_miss_beside_its_raw_text() -> None:
     case = CASES["c_missing_semicolon"]
-    work = _PointWork(
+    work = PointWork(
         1, 1, get_language("c"), case["kind"], case["original"], case["prefix"], case["suffix"],
         Prompt(text="", prefix=case["prefix"], suffix=case["suffix"], tokens=1), 32,
     )  # fmt: skip

@@ -142,7 +142,7 @@ def test_points_of_a_file_share_one_context_and_outlines_are_reused_by_the_next_
             pending = queries.pending_points(session, run_id=run_id)
             blobs = queries.get_blobs(session, shas={p.sha256 for p in pending})
         index = stored_index.run_index(sessions, run_id=run_id)
-        work = audit._prepare(pending, blobs, options, COUNTER, index)
+        work = audit.prepare_points(pending, blobs, options, COUNTER, index)
         return [item.prompt.text for item in work if "cart.py" in item.prompt.text]
 
     first = audit.plan_run(sessions, checkout=checkout, options=options, rule=AcceptanceRule())
